@@ -75,6 +75,8 @@ int shmq_queue_config_check(const struct shmq_queue_config *c,
              (c->lease_timeout_ns < 1000000u ||
               c->lease_timeout_ns > UINT64_C(2000000000000000)))
         w = "lease_timeout must be 0 or from 1 ms to about 23 days";
+    else if (c->timestamps > SHMQ_TS_NONE)
+        w = "timestamps must be SHMQ_TS_PRECISE, SHMQ_TS_COARSE or SHMQ_TS_NONE";
     else if (shmq__qseg_size(c) > SHMQ_SEG_MAX_SIZE)
         w = "capacity times msg_max is too large (segment over 1 TiB)";
     if (why)

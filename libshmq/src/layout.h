@@ -21,8 +21,10 @@
  * one of them a guard against the adjacent-line prefetcher):
  *
  *   0      config (read-only after creation): capacity, shift, stride ...
- *   128    producer block: tail hint, enqueued, high-water mark
- *   256    consumer block: head hint, leased, acked
+ *   128    producer block: tail hint, high-water mark
+ *   256    consumer block: head hint
+ *          (no per-message counters: enqueued, dequeued, depth and
+ *          in-flight are derived from the slot words, see segment.c)
  *   384    rare-event block: retry_count, redelivered, dead_lettered,
  *          skipped, repaired, dlq_full, nacked, returned, expired
  *   512    not-empty eventcount (futex word) + sleeping consumers
@@ -164,7 +166,7 @@ struct shmq_q_hdr {
     uint32_t layout_major;    /* 8 */
     uint32_t layout_minor;    /* 12 */
     uint32_t header_size;     /* 16 = 1024 */
-    uint32_t flags;           /* 20 */
+    uint32_t flags;           /* 20: SHMQ_QF_* */
     uint64_t total_size;      /* 24 */
     uint64_t generation;      /* 32 */
     char name[64];            /* 40 */
@@ -183,6 +185,8 @@ struct shmq_q_hdr {
     uint8_t reserved[1024 - 168];
 };
 _Static_assert(sizeof(struct shmq_q_hdr) == 1024, "queue hdr size");
+/* flags: bits 1..0 = timestamp mode (SHMQ_TS_* of admin.h); others 0 */
+#define SHMQ_QF_TS_MASK 3u
 _Static_assert(offsetof(struct shmq_q_hdr, total_size) == 24, "");
 _Static_assert(offsetof(struct shmq_q_hdr, generation) == 32, "");
 _Static_assert(offsetof(struct shmq_q_hdr, name) == 40, "");
@@ -216,14 +220,11 @@ struct shmq_ring_hdr {
     uint8_t pad0[128 - 40];
     /* 128: producers */
     _Atomic uint64_t tail;     /* 128: next position to claim (hint) */
-    _Atomic uint64_t enqueued; /* 136 */
-    _Atomic uint64_t high_water; /* 144 */
-    uint8_t pad1[256 - 152];
+    _Atomic uint64_t high_water; /* 136: sampled, see docs/ring.md */
+    uint8_t pad1[256 - 144];
     /* 256: consumers */
     _Atomic uint64_t head;     /* 256: next position to lease (hint) */
-    _Atomic uint64_t leased;   /* 264: leases taken (all deliveries) */
-    _Atomic uint64_t acked;    /* 272 */
-    uint8_t pad2[384 - 280];
+    uint8_t pad2[384 - 264];
     /* 384: rare events */
     _Atomic uint64_t retry_count;   /* 384: slots in RETRY */
     _Atomic uint64_t redelivered;   /* 392 */
@@ -246,9 +247,8 @@ _Static_assert(offsetof(struct shmq_ring_hdr, bitmap_off) == 16, "");
 _Static_assert(offsetof(struct shmq_ring_hdr, slots_off) == 24, "");
 _Static_assert(offsetof(struct shmq_ring_hdr, ring_size) == 32, "");
 _Static_assert(offsetof(struct shmq_ring_hdr, tail) == 128, "");
-_Static_assert(offsetof(struct shmq_ring_hdr, high_water) == 144, "");
+_Static_assert(offsetof(struct shmq_ring_hdr, high_water) == 136, "");
 _Static_assert(offsetof(struct shmq_ring_hdr, head) == 256, "");
-_Static_assert(offsetof(struct shmq_ring_hdr, acked) == 272, "");
 _Static_assert(offsetof(struct shmq_ring_hdr, retry_count) == 384, "");
 _Static_assert(offsetof(struct shmq_ring_hdr, nacked) == 432, "");
 _Static_assert(offsetof(struct shmq_ring_hdr, expired) == 448, "");

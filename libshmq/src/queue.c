@@ -24,6 +24,7 @@ struct shmq {
     struct shmq__qseg seg;
     struct shmq__ring *r; /* &seg.main or &seg.dlq */
     int64_t spin_ns;
+    int ts_clock; /* clock for enqueue_ns, -1: none */
     uint32_t dir_idx;
     char name[SHMQ_NAME_MAX + 1];
 };
@@ -138,6 +139,10 @@ int shmq_open(const char *name, const struct shmq_open_opts *opts,
     }
     q->r = o.ring == SHMQ_RING_DLQ ? &q->seg.dlq : &q->seg.main;
     q->spin_ns = o.spin_ns;
+    q->ts_clock = q->seg.cfg.timestamps == SHMQ_TS_PRECISE ? CLOCK_REALTIME
+                  : q->seg.cfg.timestamps == SHMQ_TS_COARSE
+                      ? CLOCK_REALTIME_COARSE
+                      : -1;
     q->owner = SHMQ_TOKEN_IDX(q->inst->token);
     memcpy(q->name, name, strlen(name) + 1);
     note_queue(q, q->inst->token);
@@ -227,11 +232,15 @@ static inline int claim(shmq_t *q, struct shmq__lease *c, int64_t timeout_ns)
     return block(q, &q->r->hdr->not_full, timeout_ns, try_claim, c);
 }
 
-static inline int publish(shmq_t *q, struct shmq__lease *c, size_t len,
-                          int post)
+static inline uint64_t enqueue_ns(const shmq_t *q)
 {
-    return shmq__ring_publish(q->r, c, (uint32_t)len, c->pos,
-                              shmq__now_ns(CLOCK_REALTIME), 0, post);
+    return q->ts_clock < 0 ? 0 : shmq__now_ns(q->ts_clock);
+}
+
+static inline int publish(shmq_t *q, struct shmq__lease *c, size_t len,
+                          uint64_t ts, int post)
+{
+    return shmq__ring_publish(q->r, c, (uint32_t)len, c->pos, ts, 0, post);
 }
 
 int shmq_send(shmq_t *q, const void *msg, size_t len, int64_t timeout_ns)
@@ -247,7 +256,7 @@ int shmq_send(shmq_t *q, const void *msg, size_t len, int64_t timeout_ns)
     if ((rc = claim(q, &c, timeout_ns)) != 0)
         return rc;
     memcpy(shmq__payload(c.slot), msg, len);
-    return publish(q, &c, len, 1);
+    return publish(q, &c, len, enqueue_ns(q), 1);
 }
 
 int shmq_send_batch(shmq_t *q, const struct iovec *msgs, size_t n,
@@ -260,6 +269,7 @@ int shmq_send_batch(shmq_t *q, const struct iovec *msgs, size_t n,
         return rc;
     if (!msgs || n == 0 || n > INT32_MAX)
         return -EINVAL;
+    uint64_t ts = 0;
     for (i = 0; i < n; i++) {
         if (unlikely(!msgs[i].iov_base && msgs[i].iov_len)) {
             rc = -EINVAL;
@@ -272,8 +282,10 @@ int shmq_send_batch(shmq_t *q, const struct iovec *msgs, size_t n,
         rc = i == 0 ? claim(q, &c, timeout_ns) : try_claim(q, &c);
         if (rc)
             break;
+        if (i == 0)
+            ts = enqueue_ns(q); /* one clock read per batch */
         memcpy(shmq__payload(c.slot), msgs[i].iov_base, msgs[i].iov_len);
-        publish(q, &c, msgs[i].iov_len, 0);
+        publish(q, &c, msgs[i].iov_len, ts, 0);
     }
     if (i > 0) {
         /* One wake for the batch: each publish was a seq_cst CAS. */
@@ -325,7 +337,7 @@ int shmq_commit(shmq_t *q, shmq_resv_t *r, size_t len)
         return rc;
     if (len > q->r->msg_max)
         return -EMSGSIZE;
-    return publish(q, &c, len, 1);
+    return publish(q, &c, len, enqueue_ns(q), 1);
 }
 
 int shmq_abort(shmq_t *q, shmq_resv_t *r)

@@ -227,7 +227,6 @@ int shmq__ring_publish(struct shmq__ring *r, struct shmq__lease *c,
             shmq_word(shmq_w_lap(w), SHMQ_PH_READY, dlv, SHMQ_OWNER_NONE),
             memory_order_seq_cst, memory_order_relaxed))
         return -ESTALE;
-    atomic_fetch_add_explicit(&h->enqueued, 1, memory_order_relaxed);
     if ((c->pos & 63u) == 0) {
         uint64_t hd = atomic_load_explicit(&h->head, memory_order_relaxed);
         if (c->pos + 1 > hd)
@@ -453,8 +452,6 @@ static int lease_ready(struct shmq__ring *r, unsigned owner, size_t maxlen,
                         &s->word, &w, nw, memory_order_acquire,
                         memory_order_relaxed)) {
                     help(&h->head, pos);
-                    atomic_fetch_add_explicit(&h->leased, 1,
-                                              memory_order_relaxed);
                     stamp(r, s);
                     out->slot = s;
                     out->word = nw;
@@ -522,7 +519,6 @@ int shmq__ring_ack(struct shmq__ring *r, struct shmq__lease *l, int post)
     int rc = free_slot(r, l->slot, l->word);
     if (rc)
         return rc;
-    atomic_fetch_add_explicit(&r->hdr->acked, 1, memory_order_relaxed);
     if (post)
         shmq__ec_post(&r->hdr->not_full);
     return 0;

@@ -36,6 +36,9 @@ static int config_from_hdr(const struct shmq_q_hdr *h,
     c->max_deliveries = h->max_deliveries;
     c->dlq_capacity = h->dlq_capacity;
     c->lease_timeout_ns = h->lease_timeout_ns;
+    c->timestamps = h->flags & SHMQ_QF_TS_MASK;
+    if (h->flags & ~SHMQ_QF_TS_MASK)
+        return -EBADMSG;
     return shmq_queue_config_check(c, NULL) ? -EBADMSG : 0;
 }
 
@@ -212,6 +215,7 @@ int shmq__qseg_create(const char *instance, const char *name,
     h->layout_major = SHMQ_LAYOUT_MAJOR;
     h->layout_minor = SHMQ_LAYOUT_MINOR;
     h->header_size = sizeof(*h);
+    h->flags = cfg->timestamps & SHMQ_QF_TS_MASK;
     h->total_size = size;
     h->generation = generation;
     snprintf(h->name, sizeof(h->name), "%s", name);
@@ -249,55 +253,65 @@ static uint64_t ld(_Atomic uint64_t *p)
     return atomic_load_explicit(p, memory_order_relaxed);
 }
 
-static void ring_counts(const struct shmq__ring *r, uint64_t *depth,
-                        uint64_t *in_flight)
+/* What a pass over the slot words finds. The send/receive path keeps no
+ * per-message counter (each would be one more locked instruction per
+ * message); every slot's lap counts the times it was freed, so the totals
+ * follow from the words and the rare-event counters. O(capacity). */
+struct ring_census {
+    uint64_t frees; /* sum of laps: slots freed so far */
+    uint64_t ready, leased, retry;
+};
+
+static void ring_scan(const struct shmq__ring *r, struct ring_census *c)
 {
-    struct shmq_ring_hdr *h = r->hdr;
-    /* Read consumers' counters before producers' so the differences
-     * cannot go below zero for a quiet queue; clamp for a busy one. */
-    uint64_t acked = ld(&h->acked);
-    uint64_t returned = ld(&h->returned), redel = ld(&h->redelivered);
-    uint64_t leased = ld(&h->leased), retry = ld(&h->retry_count);
-    uint64_t enq = ld(&h->enqueued);
-    uint64_t ready = enq > leased ? enq - leased : 0;
-    uint64_t out = leased + redel;
-    /* A RETRY slot leased to be dead-lettered is counted in neither. */
-    uint64_t back = acked + returned;
-    *in_flight = out > back ? out - back : 0;
-    if (retry > r->cap)
-        retry = r->cap;
-    *depth = ready + retry;
-    if (*depth > r->cap)
-        *depth = r->cap;
+    memset(c, 0, sizeof(*c));
+    for (uint32_t i = 0; i < r->cap; i++) {
+        uint64_t w = atomic_load_explicit(&shmq__slot(r, i)->word,
+                                          memory_order_relaxed);
+        c->frees += shmq_w_lap(w);
+        switch (shmq_w_phase(w)) {
+        case SHMQ_PH_READY: c->ready++; break;
+        case SHMQ_PH_LEASED: c->leased++; break;
+        case SHMQ_PH_RETRY: c->retry++; break;
+        default: break;
+        }
+    }
 }
 
 void shmq__qseg_stats(const struct shmq__qseg *q, struct shmq_stats *st)
 {
     const struct shmq__ring *r = &q->main;
     struct shmq_ring_hdr *h = r->hdr;
+    struct ring_census c;
 
     memset(st, 0, sizeof(*st));
     st->size = sizeof(*st);
     st->capacity = q->cfg.capacity;
     st->msg_max = q->cfg.msg_max;
     st->max_deliveries = q->cfg.max_deliveries;
-    ring_counts(r, &st->depth, &st->in_flight);
+    st->skipped = ld(&h->skipped);
+    st->dead_lettered = ld(&h->dead_lettered);
+    st->redelivered = ld(&h->redelivered);
+    st->repaired = ld(&h->repaired);
+    ring_scan(r, &c);
+    /* Slots are freed by acks, by consumers passing skips, and by moves to
+     * the dead-letter ring; a published message is freed, or still READY,
+     * LEASED or RETRY. Clamp: the pass is not one atomic snapshot. */
+    uint64_t not_acked = st->skipped + st->dead_lettered;
+    st->dequeued = c.frees > not_acked ? c.frees - not_acked : 0;
+    uint64_t held = c.ready + c.leased + c.retry;
+    st->enqueued = (c.frees > st->skipped ? c.frees - st->skipped : 0) + held;
+    st->depth = c.ready + c.retry;
+    st->in_flight = c.leased;
+    st->retry_pending = c.retry;
     st->high_water = ld(&h->high_water);
     if (st->high_water > r->cap)
         st->high_water = r->cap;
     if (st->high_water < st->depth)
         st->high_water = st->depth;
-    st->enqueued = ld(&h->enqueued);
-    st->dequeued = ld(&h->acked);
-    st->redelivered = ld(&h->redelivered);
-    st->dead_lettered = ld(&h->dead_lettered);
-    st->skipped = ld(&h->skipped);
-    st->repaired = ld(&h->repaired);
-    uint64_t retry = ld(&h->retry_count);
-    st->retry_pending = retry > r->cap ? r->cap : retry;
     if (q->has_dlq) {
-        uint64_t inflight;
-        ring_counts(&q->dlq, &st->dlq_depth, &inflight);
+        ring_scan(&q->dlq, &c);
+        st->dlq_depth = c.ready + c.retry;
         st->dlq_capacity = q->cfg.dlq_capacity;
     }
     st->producers_waiting =
