@@ -173,6 +173,40 @@ static int half_made(const char *path)
     return half;
 }
 
+void shmq__qseg_format(void *base, uint64_t size, const char *name,
+                       const struct shmq_queue_config *cfg,
+                       uint64_t generation)
+{
+    struct shmq_q_hdr *h = base;
+    h->layout_major = SHMQ_LAYOUT_MAJOR;
+    h->layout_minor = SHMQ_LAYOUT_MINOR;
+    h->header_size = sizeof(*h);
+    h->flags = cfg->timestamps & SHMQ_QF_TS_MASK;
+    h->total_size = size;
+    h->generation = generation;
+    snprintf(h->name, sizeof(h->name), "%s", name);
+    h->capacity = cfg->capacity;
+    h->msg_max = cfg->msg_max;
+    h->stride = shmq__ring_stride(cfg->msg_max);
+    h->max_deliveries = cfg->max_deliveries;
+    h->dlq_capacity = cfg->dlq_capacity;
+    h->mode = cfg->mode & 07777;
+    h->lease_timeout_ns = cfg->lease_timeout_ns;
+    h->main_off = sizeof(*h);
+    h->dlq_off = cfg->dlq_capacity
+                     ? h->main_off + shmq__ring_size(cfg->capacity,
+                                                     cfg->msg_max)
+                     : 0;
+    h->created_ns = shmq__now_ns(CLOCK_REALTIME);
+    shmq__ring_init((struct shmq_ring_hdr *)((uint8_t *)base + h->main_off),
+                    cfg->capacity, cfg->msg_max);
+    if (cfg->dlq_capacity)
+        shmq__ring_init((struct shmq_ring_hdr *)((uint8_t *)base + h->dlq_off),
+                        cfg->dlq_capacity, cfg->msg_max);
+    /* Last: magic, release; pairs with the acquire in qseg_validate. */
+    atomic_store_explicit(&h->magic, SHMQ_Q_MAGIC, memory_order_release);
+}
+
 int shmq__qseg_create(const char *instance, const char *name,
                       const struct shmq_queue_config *cfg,
                       uint64_t generation)
@@ -211,34 +245,7 @@ int shmq__qseg_create(const char *instance, const char *name,
         rc = -errno;
         goto fail;
     }
-    struct shmq_q_hdr *h = base;
-    h->layout_major = SHMQ_LAYOUT_MAJOR;
-    h->layout_minor = SHMQ_LAYOUT_MINOR;
-    h->header_size = sizeof(*h);
-    h->flags = cfg->timestamps & SHMQ_QF_TS_MASK;
-    h->total_size = size;
-    h->generation = generation;
-    snprintf(h->name, sizeof(h->name), "%s", name);
-    h->capacity = cfg->capacity;
-    h->msg_max = cfg->msg_max;
-    h->stride = shmq__ring_stride(cfg->msg_max);
-    h->max_deliveries = cfg->max_deliveries;
-    h->dlq_capacity = cfg->dlq_capacity;
-    h->mode = cfg->mode & 07777;
-    h->lease_timeout_ns = cfg->lease_timeout_ns;
-    h->main_off = sizeof(*h);
-    h->dlq_off = cfg->dlq_capacity
-                     ? h->main_off + shmq__ring_size(cfg->capacity,
-                                                     cfg->msg_max)
-                     : 0;
-    h->created_ns = shmq__now_ns(CLOCK_REALTIME);
-    shmq__ring_init((struct shmq_ring_hdr *)((uint8_t *)base + h->main_off),
-                    cfg->capacity, cfg->msg_max);
-    if (cfg->dlq_capacity)
-        shmq__ring_init((struct shmq_ring_hdr *)((uint8_t *)base + h->dlq_off),
-                        cfg->dlq_capacity, cfg->msg_max);
-    /* Last: magic, release; pairs with the acquire in qseg_validate. */
-    atomic_store_explicit(&h->magic, SHMQ_Q_MAGIC, memory_order_release);
+    shmq__qseg_format(base, size, name, cfg, generation);
     munmap(base, (size_t)size);
     close(fd);
     return 0;

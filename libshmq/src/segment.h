@@ -27,6 +27,13 @@ SHMQ_INTERNAL int shmq__qseg_create(const char *instance, const char *name,
                                     const struct shmq_queue_config *cfg,
                                     uint64_t generation);
 
+/* Write a new, empty queue into zeroed memory of shmq__qseg_size(cfg)
+ * bytes; magic is stored last (release). */
+SHMQ_INTERNAL void shmq__qseg_format(void *base, uint64_t size,
+                                     const char *name,
+                                     const struct shmq_queue_config *cfg,
+                                     uint64_t generation);
+
 /* Attach. writable: map read-write (else read-only, for stats). */
 SHMQ_INTERNAL int shmq__qseg_open(const char *instance, const char *name,
                                   int writable, struct shmq__qseg *out);
