@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "proto.h"
 #include "repair.h"
 
 _Atomic uint32_t shmq__forkgen;
@@ -75,6 +76,14 @@ static int ensure_registered(struct shmq__inst *in)
         shmq__reap(&in->reg, NULL);
         rc = shmq__reg_register(&in->reg, &in->lock_fd, &in->token);
     }
+    /* Registration hook: tell the instance's daemon (if it advertises a
+     * socket in the registry) so it watches us with a pidfd and repairs
+     * our token within milliseconds of our death. Best effort and bounded
+     * (ctl.c, at most SHMQ_NOTIFY_TIMEOUT_NS); nothing depends on it: the
+     * liveness lock taken above is what proves death, and the daemon's
+     * periodic reap finds processes it was not told about. */
+    if (rc == 0)
+        shmq__ctl_notify_register(&in->reg, in->token);
     return rc;
 }
 
