@@ -19,6 +19,7 @@
 
 struct shmq_admin {
     struct shmq__reg reg;
+    int readonly;
 };
 
 void shmq_admin_opts_init(struct shmq_admin_opts *o)
@@ -102,12 +103,14 @@ int shmq_admin_open(const char *instance, const struct shmq_admin_opts *opts,
         o = *opts;
     }
     if (o.max_procs > SHMQ_MAX_PROCS || (o.mode & ~07777u) ||
-        (o.flags & ~(uint32_t)SHMQ_ADMIN_CREATE))
+        (o.flags & ~(uint32_t)(SHMQ_ADMIN_CREATE | SHMQ_ADMIN_READONLY)) ||
+        ((o.flags & SHMQ_ADMIN_CREATE) && (o.flags & SHMQ_ADMIN_READONLY)))
         return -EINVAL;
     shmq_admin_t *a = calloc(1, sizeof(*a));
     if (!a)
         return -ENOMEM;
-    int rc = shmq__reg_open(instance, 1,
+    a->readonly = (o.flags & SHMQ_ADMIN_READONLY) != 0;
+    int rc = shmq__reg_open(instance, !a->readonly,
                             (o.flags & SHMQ_ADMIN_CREATE) ? &o : NULL,
                             &a->reg);
     if (rc) {
@@ -148,6 +151,8 @@ int shmq_admin_create(shmq_admin_t *a, const char *name,
 
     if (!a || shmq_name_check(name) || shmq_queue_config_check(cfg, NULL))
         return -EINVAL;
+    if (a->readonly)
+        return -EPERM;
     if ((rc = admin_lock(a)) != 0)
         return rc;
     if (shmq__reg_find(&a->reg, name) >= 0) {
@@ -208,6 +213,8 @@ int shmq_admin_delete(shmq_admin_t *a, const char *name)
     int rc;
     if (!a || shmq_name_check(name))
         return -EINVAL;
+    if (a->readonly)
+        return -EPERM;
     if ((rc = admin_lock(a)) != 0)
         return rc;
     int di = shmq__reg_find(&a->reg, name);
@@ -225,6 +232,8 @@ int shmq_admin_purge(shmq_admin_t *a, const char *name, int ring)
     if (!a || shmq_name_check(name) ||
         (ring != SHMQ_RING_MAIN && ring != SHMQ_RING_DLQ))
         return -EINVAL;
+    if (a->readonly)
+        return -EPERM;
     int di = shmq__reg_find(&a->reg, name);
     if (di < 0)
         return di;
@@ -359,6 +368,8 @@ int shmq_admin_register(shmq_admin_t *a, uint32_t *token)
     struct shmq__inst *in;
     if (!a || !token)
         return -EINVAL;
+    if (a->readonly)
+        return -EPERM;
     int rc = shmq__inst_get(a->reg.instance, &in);
     if (rc)
         return rc;
@@ -405,6 +416,8 @@ int shmq_admin_repair(shmq_admin_t *a, uint32_t token,
 {
     if (!a || (rep && rep->size != sizeof(*rep)))
         return -EINVAL;
+    if (a->readonly)
+        return -EPERM;
     return shmq__repair(&a->reg, token, 0, rep);
 }
 
@@ -412,6 +425,8 @@ int shmq_admin_reap(shmq_admin_t *a, struct shmq_repair_report *rep)
 {
     if (!a || (rep && rep->size != sizeof(*rep)))
         return -EINVAL;
+    if (a->readonly)
+        return -EPERM;
     return shmq__reap(&a->reg, rep);
 }
 
@@ -421,6 +436,8 @@ int shmq_admin_expire_leases(shmq_admin_t *a, const char *name,
     struct shmq__qseg q;
     if (!a || shmq_name_check(name))
         return -EINVAL;
+    if (a->readonly)
+        return -EPERM;
     if (shmq__reg_find(&a->reg, name) < 0)
         return -ENOENT;
     int rc = shmq__qseg_open(a->reg.instance, name, 1, &q);
@@ -441,6 +458,8 @@ int shmq_admin_destroy(shmq_admin_t *a)
     int rc;
     if (!a)
         return -EINVAL;
+    if (a->readonly)
+        return -EPERM;
     if ((rc = admin_lock(a)) != 0)
         return rc;
     for (uint32_t i = 0; i < SHMQ_MAX_QUEUES; i++)

@@ -126,10 +126,12 @@ int shmq_open(const char *name, const struct shmq_open_opts *opts,
             q->dir_idx = (uint32_t)di;
             break;
         }
-        /* Deleted and made again while we looked: look again. */
+        /* Deleted and made again while we looked: look again. A
+         * mismatch that persists is no race: the directory or the segment
+         * holds a generation that no creation wrote. */
         shmq__qseg_close(&q->seg);
         if (attempt == 2) {
-            rc = -EAGAIN;
+            rc = -EBADMSG;
             goto fail_put;
         }
     }

@@ -22,7 +22,10 @@ typedef struct shmq_admin shmq_admin_t;
 
 /* shmq_admin_open flags */
 enum {
-    SHMQ_ADMIN_CREATE = 1 << 0, /* create the registry if it is absent */
+    SHMQ_ADMIN_CREATE = 1 << 0,   /* create the registry if it is absent */
+    SHMQ_ADMIN_READONLY = 1 << 1, /* map read-only: list, info, procs and
+                                     alive work; everything that writes
+                                     returns -EPERM */
 };
 
 struct shmq_admin_opts {
