@@ -363,6 +363,35 @@ int shmq_admin_procs(shmq_admin_t *a, struct shmq_proc_info *out, size_t n)
     return count;
 }
 
+int shmq_admin_queue_name(shmq_admin_t *a, uint32_t index, char *buf,
+                          size_t cap)
+{
+    char name[SHMQ_NAME_MAX + 1];
+
+    if (!a || !buf || index >= SHMQ_MAX_QUEUES)
+        return -EINVAL;
+    struct shmq_reg_queue *d = &a->reg.dir[index];
+    /* Acquire: pairs with the release store of ACTIVE in
+     * shmq_admin_create, after the name was written. */
+    if (atomic_load_explicit(&d->state, memory_order_acquire) !=
+        SHMQ_DIR_ACTIVE)
+        return -ENOENT;
+    memcpy(name, d->name, sizeof(name) - 1);
+    name[sizeof(name) - 1] = 0;
+    /* A name read while the entry was being freed and reused may be torn:
+     * only a valid name of an entry still active is an answer. */
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&d->state, memory_order_relaxed) !=
+            SHMQ_DIR_ACTIVE ||
+        shmq_name_check(name))
+        return -ENOENT;
+    size_t n = strlen(name);
+    if (n >= cap)
+        return -ENAMETOOLONG;
+    memcpy(buf, name, n + 1);
+    return (int)n;
+}
+
 int shmq_admin_register(shmq_admin_t *a, uint32_t *token)
 {
     struct shmq__inst *in;

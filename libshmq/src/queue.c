@@ -222,6 +222,14 @@ static int block(shmq_t *q, struct shmq_ec *ec, int64_t timeout_ns,
     return wait_slow(q, ec, timeout_ns, &t);
 }
 
+/* memcpy for payloads: an empty message may come with a NULL pointer,
+ * which memcpy must not be given even for 0 bytes. */
+static inline void copy(void *dst, const void *src, size_t n)
+{
+    if (n)
+        memcpy(dst, src, n);
+}
+
 /* ---- producers ---------------------------------------------------------- */
 
 static int try_claim(shmq_t *q, void *arg)
@@ -257,7 +265,7 @@ int shmq_send(shmq_t *q, const void *msg, size_t len, int64_t timeout_ns)
         return -EMSGSIZE;
     if ((rc = claim(q, &c, timeout_ns)) != 0)
         return rc;
-    memcpy(shmq__payload(c.slot), msg, len);
+    copy(shmq__payload(c.slot), msg, len);
     return publish(q, &c, len, enqueue_ns(q), 1);
 }
 
@@ -294,7 +302,7 @@ int shmq_send_batch(shmq_t *q, const struct iovec *msgs, size_t n,
         if (rc)
             break;
         last = c.pos > last ? c.pos : last;
-        memcpy(shmq__payload(c.slot), msgs[i].iov_base, msgs[i].iov_len);
+        copy(shmq__payload(c.slot), msgs[i].iov_base, msgs[i].iov_len);
         publish(q, &c, msgs[i].iov_len, ts, 0);
     }
     if (i > 0) {
@@ -416,7 +424,7 @@ ssize_t shmq_recv(shmq_t *q, void *buf, size_t cap, int64_t timeout_ns)
         return -EINVAL;
     if ((rc = lease(q, &l, cap, timeout_ns)) != 0)
         return rc;
-    memcpy(buf, shmq__payload(l.slot), l.len);
+    copy(buf, shmq__payload(l.slot), l.len);
     rc = shmq__ring_ack(q->r, &l, 1);
     return rc ? rc : (ssize_t)l.len;
 }
@@ -560,7 +568,7 @@ int shmq_recv_batch(shmq_t *q, const struct iovec *bufs, size_t *lens,
                     : lease_more(q, &l, bufs[i].iov_len, &last);
         if (rc)
             break;
-        memcpy(bufs[i].iov_base, shmq__payload(l.slot), l.len);
+        copy(bufs[i].iov_base, shmq__payload(l.slot), l.len);
         lens[i] = l.len;
         shmq__ring_ack(q->r, &l, 0);
     }

@@ -144,6 +144,17 @@ SHMQ_API int shmq_admin_procs(shmq_admin_t *a, struct shmq_proc_info *out,
                               size_t n);
 
 /*
+ * The name of the queue at a directory index, as struct shmq_proc_info's
+ * queues[] gives them (tools use it to name the queues of a process).
+ * Writes it NUL-terminated to buf and returns its length. A queue deleted
+ * and another created in its place reuse an index: the answer is the queue
+ * there now. Errors: -EINVAL, -ENOENT (no queue at that index),
+ * -ENAMETOOLONG (cap too small; SHMQ_NAME_MAX + 1 always fits).
+ */
+SHMQ_API int shmq_admin_queue_name(shmq_admin_t *a, uint32_t index,
+                                   char *buf, size_t cap);
+
+/*
  * Register the calling process (what shmq_open does on first use).
  * Errors: -ENOSPC, -EBADMSG.
  */
