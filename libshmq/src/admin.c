@@ -20,6 +20,11 @@
 struct shmq_admin {
     struct shmq__reg reg;
     int readonly;
+    /* References to this process's instance context that
+     * shmq_admin_register took through this handle (and only those are
+     * shmq_admin_unregister's to drop). */
+    struct shmq__inst *inst;
+    unsigned registered;
 };
 
 void shmq_admin_opts_init(struct shmq_admin_opts *o)
@@ -402,25 +407,26 @@ int shmq_admin_register(shmq_admin_t *a, uint32_t *token)
     int rc = shmq__inst_get(a->reg.instance, &in);
     if (rc)
         return rc;
+    a->inst = in;
+    a->registered++;
     *token = in->token;
     return 0;
 }
 
 int shmq_admin_unregister(shmq_admin_t *a, uint32_t token)
 {
-    struct shmq__inst *in;
     if (!a)
         return -EINVAL;
-    /* Find our instance context without taking a new reference. */
-    int rc = shmq__inst_get(a->reg.instance, &in);
-    if (rc)
-        return rc;
-    if (in->token != token) {
-        shmq__inst_put(in);
+    if (a->readonly)
+        return -EPERM;
+    /* Only a registration this handle took: dropping a reference that an
+     * open queue handle holds would free what that handle still uses. */
+    if (!a->registered || a->inst->token != token)
         return -EINVAL;
-    }
-    shmq__inst_put(in); /* the reference just taken */
-    shmq__inst_put(in); /* the one shmq_admin_register took */
+    struct shmq__inst *in = a->inst;
+    if (--a->registered == 0)
+        a->inst = NULL;
+    shmq__inst_put(in);
     return 0;
 }
 

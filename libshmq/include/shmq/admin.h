@@ -159,7 +159,11 @@ SHMQ_API int shmq_admin_queue_name(shmq_admin_t *a, uint32_t index,
  * Errors: -ENOSPC, -EBADMSG.
  */
 SHMQ_API int shmq_admin_register(shmq_admin_t *a, uint32_t *token);
-/* Unregister a token of this process (its leases go back for redelivery). */
+/* Undo one shmq_admin_register made through this handle. When nothing
+ * else (no open queue handle) keeps the process registered, it leaves the
+ * process table and its leases go back for redelivery.
+ * Errors: -EINVAL (token not registered through this handle), -EPERM
+ * (read-only handle). */
 SHMQ_API int shmq_admin_unregister(shmq_admin_t *a, uint32_t token);
 
 /* Whether the process behind a token lives: 1 yes, 0 no (or the token is
