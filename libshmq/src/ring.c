@@ -407,8 +407,14 @@ static int lease_retry(struct shmq__ring *r, unsigned owner, size_t maxlen,
         while (b) {
             uint32_t idx = i * 64 + (uint32_t)__builtin_ctzll(b);
             b &= b - 1;
-            if (idx >= r->cap)
-                return -EBADMSG;
+            if (idx >= r->cap) {
+                /* A bit past the ring: corruption; clear it so the ring
+                 * heals instead of failing every lease. */
+                atomic_fetch_and_explicit(&r->bitmap[i],
+                                          ~(UINT64_C(1) << (idx & 63u)),
+                                          memory_order_relaxed);
+                continue;
+            }
             struct shmq_slot *s = shmq__slot(r, idx);
             uint64_t w = atomic_load_explicit(&s->word, memory_order_seq_cst);
             if (shmq_w_phase(w) != SHMQ_PH_RETRY) {
