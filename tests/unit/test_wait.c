@@ -1,0 +1,692 @@
+/* SPDX-License-Identifier: MIT */
+/* ctest-timeout: 240 */
+/*
+ * Blocking (libshmq/src/wait.c and the wait loop of queue.c), through the
+ * public API only, with real processes:
+ *   - consumers asleep on an empty queue wake for each message, and
+ *     producers asleep on a full queue wake for each free slot;
+ *   - timeouts return -ETIMEDOUT no earlier than asked (the overshoot is
+ *     printed) and within a generous bound;
+ *   - no lost wakeup over 100,000 sleep/wake round trips;
+ *   - signals (no SA_RESTART, every millisecond) neither end a wait early
+ *     nor stretch its deadline;
+ *   - deleting a queue wakes every sleeper with -EIDRM.
+ * Waiting for a child to be asleep is a bounded poll of the sleeper
+ * counts in shmq_stats, never a sleep for luck.
+ */
+#include <criterion/criterion.h>
+#include <shmq/admin.h>
+#include <shmq/shmq.h>
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+
+/* Sanitizers slow every atomic and copy down: smaller counts (TSan much
+ * more than ASan). */
+#if defined(__SANITIZE_THREAD__)
+#define T_TSAN 1
+#elif defined(__SANITIZE_ADDRESS__)
+#define T_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define T_TSAN 1
+#elif __has_feature(address_sanitizer)
+#define T_ASAN 1
+#endif
+#endif
+#if defined(T_TSAN)
+#define T_SCALE 4u
+#elif defined(T_ASAN)
+#define T_SCALE 1u
+#else
+#define T_SCALE 1u
+#endif
+
+#define MS INT64_C(1000000)
+#define SEC INT64_C(1000000000)
+#define CHILD_FAIL 3
+#define CHILD_LOST 4 /* a wait that should have ended did not */
+#define MAX_KIDS 16
+#define BOUND_MS 10000 /* every bounded wait of this file */
+
+/* ---- children, fixture ------------------------------------------------- */
+
+static shmq_admin_t *g_admin;
+static pid_t g_kids[MAX_KIDS];
+static unsigned g_nkids;
+
+#define CHILD_REQUIRE(cond, ...)                                             \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "child %d: ", (int)getpid());                   \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fputc('\n', stderr);                                             \
+            _exit(CHILD_FAIL);                                               \
+        }                                                                    \
+    } while (0)
+
+static unsigned spawn(void (*fn)(const void *), const void *arg)
+{
+    pid_t parent = getpid();
+    cr_assert_lt(g_nkids, MAX_KIDS);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork");
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(CHILD_FAIL);
+        fn(arg);
+        _exit(0);
+    }
+    g_kids[g_nkids] = pid;
+    return g_nkids++;
+}
+
+static const char *status_str(int st, char *buf, size_t n)
+{
+    if (WIFSIGNALED(st))
+        snprintf(buf, n, "killed by signal %d (did not wake)", WTERMSIG(st));
+    else if (WIFEXITED(st))
+        snprintf(buf, n, "exit status %d", WEXITSTATUS(st));
+    else
+        snprintf(buf, n, "status %#x", st);
+    return buf;
+}
+
+static void reap_kid(unsigned i, const char *what)
+{
+    char b[64];
+    int st = t_wait(g_kids[i], BOUND_MS);
+    g_kids[i] = 0;
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s (child %u): %s",
+              what, i, status_str(st, b, sizeof(b)));
+}
+
+/* Wait (bounded) for any one of our children to end; asserts it ended
+ * well. Returns its index. */
+static unsigned reap_any(const char *what)
+{
+    for (int waited = 0; waited < BOUND_MS; waited++) {
+        for (unsigned i = 0; i < g_nkids; i++) {
+            int st;
+            if (g_kids[i] <= 0 || waitpid(g_kids[i], &st, WNOHANG) == 0)
+                continue;
+            char b[64];
+            g_kids[i] = 0;
+            cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                      "%s (child %u): %s", what, i,
+                      status_str(st, b, sizeof(b)));
+            return i;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_fail("%s: no child ended within %d ms (lost wakeup)", what,
+             BOUND_MS);
+    return 0;
+}
+
+static void setup(void)
+{
+    g_nkids = 0;
+    g_admin = t_admin(t_instance());
+}
+
+static void teardown(void)
+{
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    for (unsigned i = 0; i < g_nkids; i++)
+        if (g_kids[i] > 0) {
+            kill(g_kids[i], SIGKILL);
+            waitpid(g_kids[i], NULL, 0);
+        }
+    t_instance_destroy(g_admin);
+    g_admin = NULL;
+}
+
+TestSuite(wait, .init = setup, .fini = teardown, .timeout = 120);
+
+static void *shared_alloc(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(p, MAP_FAILED, "mmap %zu", n);
+    return p;
+}
+
+static shmq_t *open_q(const char *name, int64_t spin_ns)
+{
+    struct shmq_open_opts o;
+    shmq_t *q = NULL;
+    shmq_open_opts_init(&o);
+    o.instance = shmq_admin_instance(g_admin);
+    o.spin_ns = spin_ns;
+    int rc = shmq_open(name, &o, &q);
+    CHILD_REQUIRE(rc == 0, "open %s: %s", name, shmq_strerror(rc));
+    return q;
+}
+
+static void create_q(const char *name, uint32_t capacity)
+{
+    t_create(g_admin, name, capacity, 64);
+}
+
+static struct shmq_stats stats_of(shmq_t *q)
+{
+    struct shmq_stats st = {.size = sizeof(st)};
+    int rc = shmq_stats(q, &st);
+    cr_assert_eq(rc, 0, "stats: %s", shmq_strerror(rc));
+    return st;
+}
+
+/* Bounded poll until the sleeper count of q reaches n. */
+static void await_sleepers(shmq_t *q, int consumers, uint32_t n)
+{
+    uint32_t seen = 0;
+    for (int waited = 0; waited < BOUND_MS; waited++) {
+        struct shmq_stats st = stats_of(q);
+        seen = consumers ? st.consumers_waiting : st.producers_waiting;
+        if (seen == n)
+            return;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_fail("%s asleep: %u, expected %u within %d ms",
+             consumers ? "consumers" : "producers", seen, n, BOUND_MS);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- (1) sleeping consumers wake for each message ----------------------- */
+
+#define NSLEEP 4u
+
+struct wake_shared {
+    _Atomic int32_t got[MAX_KIDS]; /* message each consumer received */
+};
+
+struct sleeper {
+    struct wake_shared *sh;
+    unsigned index;
+};
+
+static void sleeping_consumer(const void *arg)
+{
+    const struct sleeper *me = arg;
+    shmq_t *q = open_q("q", 0);
+    int32_t v = -1;
+    ssize_t n = shmq_recv(q, &v, sizeof(v), SHMQ_FOREVER);
+    CHILD_REQUIRE(n == (ssize_t)sizeof(v), "recv: %s",
+                  n < 0 ? shmq_strerror((int)n) : "bad length");
+    atomic_store(&me->sh->got[me->index], v);
+    shmq_close(q);
+}
+
+Test(wait, sleeping_consumers_wake_for_each_message)
+{
+    create_q("q", 16);
+    shmq_t *q = t_open(shmq_admin_instance(g_admin), "q");
+    struct wake_shared *sh = shared_alloc(sizeof(*sh));
+    struct sleeper who[NSLEEP];
+    for (unsigned i = 0; i < NSLEEP; i++) {
+        atomic_store(&sh->got[i], -1);
+        who[i] = (struct sleeper){sh, i};
+        spawn(sleeping_consumer, &who[i]);
+    }
+    unsigned mask = 0;
+    /* One message at a time: the ones that did not get it must go back
+     * to sleep, and the next message must wake them again. */
+    for (uint32_t k = 0; k < NSLEEP; k++) {
+        await_sleepers(q, 1, NSLEEP - k);
+        int32_t v = (int32_t)(100 + k);
+        cr_assert_eq(shmq_send(q, &v, sizeof(v), 0), 0);
+        unsigned i = reap_any("sleeping consumer");
+        cr_assert_eq(atomic_load(&sh->got[i]), v,
+                     "consumer %u got %d, sent %d", i,
+                     atomic_load(&sh->got[i]), v);
+        mask |= 1u << i;
+    }
+    cr_assert_eq(mask, (1u << NSLEEP) - 1);
+    struct shmq_stats st = stats_of(q);
+    cr_assert_eq(st.depth, 0);
+    cr_assert_eq(st.consumers_waiting, 0);
+    cr_assert_eq(st.dequeued, NSLEEP);
+    shmq_close(q);
+    munmap(sh, sizeof(*sh));
+}
+
+/* Several messages at once to several sleepers: each gets exactly one. */
+Test(wait, sleeping_consumers_burst)
+{
+    create_q("q", 16);
+    shmq_t *q = t_open(shmq_admin_instance(g_admin), "q");
+    struct wake_shared *sh = shared_alloc(sizeof(*sh));
+    struct sleeper who[NSLEEP];
+    for (unsigned i = 0; i < NSLEEP; i++) {
+        atomic_store(&sh->got[i], -1);
+        who[i] = (struct sleeper){sh, i};
+        spawn(sleeping_consumer, &who[i]);
+    }
+    await_sleepers(q, 1, NSLEEP);
+    for (int32_t k = 0; k < (int32_t)NSLEEP; k++)
+        cr_assert_eq(shmq_send(q, &k, sizeof(k), 0), 0);
+    unsigned seen = 0;
+    for (unsigned i = 0; i < NSLEEP; i++) {
+        reap_kid(i, "sleeping consumer");
+        int32_t v = atomic_load(&sh->got[i]);
+        cr_assert(v >= 0 && v < (int32_t)NSLEEP, "consumer %u got %d", i, v);
+        cr_assert_eq(seen & (1u << v), 0, "message %d received twice", v);
+        seen |= 1u << v;
+    }
+    cr_assert_eq(stats_of(q).depth, 0);
+    shmq_close(q);
+    munmap(sh, sizeof(*sh));
+}
+
+/* ---- (2) sleeping producers wake when space frees ------------------------ */
+
+#define FULLCAP 4u
+
+static void sleeping_producer(const void *arg)
+{
+    int32_t v = (int32_t)(intptr_t)arg;
+    shmq_t *q = open_q("q", 0);
+    int rc = shmq_send(q, &v, sizeof(v), SHMQ_FOREVER);
+    CHILD_REQUIRE(rc == 0, "send: %s", shmq_strerror(rc));
+    shmq_close(q);
+}
+
+Test(wait, sleeping_producers_wake_when_space_frees)
+{
+    create_q("q", FULLCAP);
+    shmq_t *q = t_open(shmq_admin_instance(g_admin), "q");
+    for (int32_t k = 0; k < (int32_t)FULLCAP; k++)
+        cr_assert_eq(shmq_send(q, &k, sizeof(k), 0), 0);
+    int32_t v = -1;
+    cr_assert_eq(shmq_send(q, &v, sizeof(v), 0), -EAGAIN, "not full");
+    const unsigned np = 3;
+    for (unsigned i = 0; i < np; i++)
+        spawn(sleeping_producer, (const void *)(intptr_t)(1000 + i));
+    unsigned got_prod = 0;
+    int32_t expect = 0;
+    for (unsigned k = 0; k < np; k++) {
+        await_sleepers(q, 0, np - k);
+        /* One free slot: exactly one producer can finish. */
+        cr_assert_eq(shmq_recv(q, &v, sizeof(v), 0), (ssize_t)sizeof(v));
+        cr_assert_eq(v, expect++, "FIFO: got %d", v);
+        reap_any("sleeping producer");
+    }
+    /* What is left: the last FULLCAP - np originals, then the three
+     * producers' messages in some order. */
+    for (unsigned k = 0; k < FULLCAP; k++) {
+        cr_assert_eq(shmq_recv(q, &v, sizeof(v), 0), (ssize_t)sizeof(v));
+        if (k < FULLCAP - np) {
+            cr_assert_eq(v, expect++);
+        } else {
+            cr_assert(v >= 1000 && v < 1000 + (int32_t)np, "got %d", v);
+            got_prod |= 1u << (v - 1000);
+        }
+    }
+    cr_assert_eq(got_prod, (1u << np) - 1);
+    cr_assert_eq(shmq_recv(q, &v, sizeof(v), 0), -EAGAIN);
+    cr_assert_eq(stats_of(q).producers_waiting, 0);
+    shmq_close(q);
+}
+
+/* ---- (3) timeouts ----------------------------------------------------------- */
+
+enum op { OP_RECV, OP_LEASE, OP_SEND, OP_RESERVE };
+static const char *const op_name[] = {"recv", "lease", "send", "reserve"};
+
+/* Runs op (which must time out) and returns the elapsed nanoseconds. */
+static uint64_t timed_op(shmq_t *q, enum op op, int64_t timeout_ns, int *rc)
+{
+    char buf[64] = {0};
+    shmq_msg_t m;
+    shmq_resv_t rv;
+    uint64_t t0 = mono_ns();
+    switch (op) {
+    case OP_RECV:
+        *rc = (int)shmq_recv(q, buf, sizeof(buf), timeout_ns);
+        break;
+    case OP_LEASE:
+        *rc = shmq_lease(q, &m, timeout_ns);
+        break;
+    case OP_SEND:
+        *rc = shmq_send(q, buf, 8, timeout_ns);
+        break;
+    case OP_RESERVE:
+        *rc = shmq_reserve(q, &rv, timeout_ns);
+        break;
+    }
+    return mono_ns() - t0;
+}
+
+static void check_timeout(shmq_t *q, enum op op, int64_t timeout_ns,
+                          const char *what)
+{
+    int rc;
+    uint64_t el = timed_op(q, op, timeout_ns, &rc);
+    cr_assert_eq(rc, -ETIMEDOUT, "%s %s: %s", what, op_name[op],
+                 shmq_strerror(rc));
+    cr_assert_geq(el, (uint64_t)timeout_ns,
+                  "%s %s: timed out after %llu ns, before its %lld ns",
+                  what, op_name[op], (unsigned long long)el,
+                  (long long)timeout_ns);
+    cr_assert_lt(el, (uint64_t)(timeout_ns + 2 * SEC),
+                 "%s %s: %llu ns for a %lld ns timeout", what, op_name[op],
+                 (unsigned long long)el, (long long)timeout_ns);
+    fprintf(stderr, "timeout %s %-7s %9lld ns: overshoot %8llu ns\n", what,
+            op_name[op], (long long)timeout_ns,
+            (unsigned long long)(el - (uint64_t)timeout_ns));
+}
+
+Test(wait, timeouts_not_before_the_deadline)
+{
+    static const int64_t tmo[] = {1000, 5000, 1 * MS, 20 * MS, 200 * MS};
+    static const int64_t spins[] = {0, 20000};
+    create_q("empty", 4);
+    create_q("full", 2);
+    for (unsigned s = 0; s < 2; s++) {
+        shmq_t *e = open_q("empty", spins[s]);
+        shmq_t *f = open_q("full", spins[s]);
+        char m[8] = "x";
+        while (shmq_send(f, m, 1, 0) == 0)
+            ;
+        char what[16];
+        snprintf(what, sizeof(what), "spin %lld", (long long)spins[s]);
+        for (unsigned i = 0; i < sizeof(tmo) / sizeof(tmo[0]); i++) {
+            check_timeout(e, OP_RECV, tmo[i], what);
+            check_timeout(e, OP_LEASE, tmo[i], what);
+            check_timeout(f, OP_SEND, tmo[i], what);
+            check_timeout(f, OP_RESERVE, tmo[i], what);
+        }
+        /* 0 tries once. */
+        int rc;
+        timed_op(e, OP_RECV, 0, &rc);
+        cr_assert_eq(rc, -EAGAIN);
+        timed_op(f, OP_SEND, 0, &rc);
+        cr_assert_eq(rc, -EAGAIN);
+        shmq_close(e);
+        shmq_close(f);
+    }
+}
+
+/* ---- (4) no lost wakeup -------------------------------------------------------- */
+
+struct pingpong {
+    uint32_t rounds;
+    int64_t spin_ns;
+    _Atomic int64_t child_lost; /* round the child stopped at, or -1 */
+    _Atomic uint64_t child_nvcsw;
+};
+
+static void pong_main(const void *arg)
+{
+    struct pingpong *pp = (struct pingpong *)arg;
+    shmq_t *in = open_q("ping", pp->spin_ns);
+    shmq_t *out = open_q("pong", pp->spin_ns);
+    for (uint32_t i = 0; i < pp->rounds; i++) {
+        uint32_t v = UINT32_MAX;
+        ssize_t n = shmq_recv(in, &v, sizeof(v), BOUND_MS * MS);
+        if (n == -ETIMEDOUT) {
+            atomic_store(&pp->child_lost, (int64_t)i);
+            fprintf(stderr, "lost wakeup at round %u (ponger asleep)\n", i);
+            _exit(CHILD_LOST);
+        }
+        CHILD_REQUIRE(n == (ssize_t)sizeof(v) && v == i,
+                      "round %u: recv %zd value %u", i, n, v);
+        int rc = shmq_send(out, &v, sizeof(v), BOUND_MS * MS);
+        CHILD_REQUIRE(rc == 0, "round %u: send %s", i, shmq_strerror(rc));
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    atomic_store(&pp->child_nvcsw, (uint64_t)ru.ru_nvcsw);
+    shmq_close(in);
+    shmq_close(out);
+}
+
+static void ping_pong(int64_t spin_ns, uint32_t rounds)
+{
+    create_q("ping", 2);
+    create_q("pong", 2);
+    struct pingpong *pp = shared_alloc(sizeof(*pp));
+    pp->rounds = rounds;
+    pp->spin_ns = spin_ns;
+    atomic_store(&pp->child_lost, -1);
+    shmq_t *out = open_q("ping", spin_ns);
+    shmq_t *in = open_q("pong", spin_ns);
+    struct rusage r0, r1;
+    getrusage(RUSAGE_SELF, &r0);
+    uint64_t t0 = mono_ns();
+    unsigned kid = spawn(pong_main, pp);
+    for (uint32_t i = 0; i < rounds; i++) {
+        int rc = shmq_send(out, &i, sizeof(i), BOUND_MS * MS);
+        cr_assert_eq(rc, 0, "round %u: send %s", i, shmq_strerror(rc));
+        uint32_t v = UINT32_MAX;
+        ssize_t n = shmq_recv(in, &v, sizeof(v), BOUND_MS * MS);
+        if (n == -ETIMEDOUT) {
+            int64_t cl = atomic_load(&pp->child_lost);
+            cr_assert_fail("lost wakeup at round %u (%s asleep)", i,
+                     cl >= 0 ? "ponger" : "pinger");
+        }
+        cr_assert_eq(n, (ssize_t)sizeof(v), "round %u: recv %s", i,
+                     n < 0 ? shmq_strerror((int)n) : "short");
+        cr_assert_eq(v, i, "round %u: got %u", i, v);
+    }
+    uint64_t el = mono_ns() - t0;
+    getrusage(RUSAGE_SELF, &r1);
+    reap_kid(kid, "ponger");
+    fprintf(stderr,
+            "ping-pong spin %lld: %u round trips in %.3f s (%.2f us each); "
+            "voluntary switches: pinger %ld, ponger %llu\n",
+            (long long)spin_ns, rounds, (double)el * 1e-9,
+            (double)el / rounds / 1000.0, r1.ru_nvcsw - r0.ru_nvcsw,
+            (unsigned long long)atomic_load(&pp->child_nvcsw));
+    shmq_close(out);
+    shmq_close(in);
+    munmap(pp, sizeof(*pp));
+}
+
+Test(wait, no_lost_wakeup_sleep_only, .timeout = 200)
+{
+    ping_pong(0, 100000u / T_SCALE);
+}
+
+Test(wait, no_lost_wakeup_default_spin, .timeout = 200)
+{
+    ping_pong(20000, 100000u / T_SCALE);
+}
+
+/* ---- (5) signals ------------------------------------------------------------- */
+
+static volatile sig_atomic_t g_alarms;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    g_alarms = g_alarms + 1;
+}
+
+/* SIGALRM every millisecond, without SA_RESTART: every sleep is cut. */
+static void alarm_storm(int on)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on ? on_alarm : SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, on ? 1000 : 0}, {0, on ? 1000 : 0}};
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+Test(wait, signals_neither_end_nor_stretch_a_timed_wait)
+{
+    static const int64_t spins[] = {0, 20000};
+    create_q("empty", 4);
+    create_q("full", 2);
+    for (unsigned s = 0; s < 2; s++) {
+        shmq_t *e = open_q("empty", spins[s]);
+        shmq_t *f = open_q("full", spins[s]);
+        while (shmq_send(f, "x", 1, 0) == 0)
+            ;
+        char what[32];
+        snprintf(what, sizeof(what), "signals, spin %lld",
+                 (long long)spins[s]);
+        for (enum op op = OP_RECV; op <= OP_RESERVE; op++) {
+            g_alarms = 0;
+            alarm_storm(1);
+            check_timeout(op <= OP_LEASE ? e : f, op, 300 * MS, what);
+            alarm_storm(0);
+            cr_assert_gt(g_alarms, 0, "no signal arrived during the wait");
+            fprintf(stderr, "  %d signals during the wait\n", (int)g_alarms);
+        }
+        shmq_close(e);
+        shmq_close(f);
+    }
+}
+
+struct sigwait_shared {
+    _Atomic int32_t alarms;
+    _Atomic int32_t got;
+};
+
+static struct sigwait_shared *g_sigsh;
+
+static void on_alarm_shared(int sig)
+{
+    (void)sig;
+    atomic_fetch_add_explicit(&g_sigsh->alarms, 1, memory_order_relaxed);
+}
+
+static void forever_under_signals(const void *arg)
+{
+    g_sigsh = (struct sigwait_shared *)arg;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_alarm_shared;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 1000}, {0, 1000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    shmq_t *q = open_q("q", 0);
+    int32_t v = -1;
+    ssize_t n = shmq_recv(q, &v, sizeof(v), SHMQ_FOREVER);
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    CHILD_REQUIRE(n == (ssize_t)sizeof(v),
+                  "a wait without limit returned %zd (%s) under signals", n,
+                  n < 0 ? shmq_strerror((int)n) : "short");
+    atomic_store(&g_sigsh->got, v);
+    shmq_close(q);
+}
+
+Test(wait, signals_do_not_end_a_wait_without_limit)
+{
+    create_q("q", 4);
+    shmq_t *q = t_open(shmq_admin_instance(g_admin), "q");
+    struct sigwait_shared *sh = shared_alloc(sizeof(*sh));
+    atomic_store(&sh->got, -1);
+    unsigned kid = spawn(forever_under_signals, sh);
+    /* Asleep, and interrupted many times while asleep. */
+    int waited = 0;
+    while (atomic_load(&sh->alarms) < 100 && waited++ < BOUND_MS) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_geq(atomic_load(&sh->alarms), 100);
+    await_sleepers(q, 1, 1);
+    int32_t v = 42;
+    cr_assert_eq(shmq_send(q, &v, sizeof(v), 0), 0);
+    reap_kid(kid, "consumer under signals");
+    cr_assert_eq(atomic_load(&sh->got), 42);
+    fprintf(stderr, "wait without limit survived %d signals\n",
+            (int)atomic_load(&sh->alarms));
+    shmq_close(q);
+    munmap(sh, sizeof(*sh));
+}
+
+/* ---- (6) delete wakes every sleeper -------------------------------------------- */
+
+enum del_role { DEL_RECV, DEL_LEASE, DEL_TIMED_RECV, DEL_SEND, DEL_RESERVE };
+
+static void deleted_waiter(const void *arg)
+{
+    enum del_role role = (enum del_role)(intptr_t)arg;
+    int full = role == DEL_SEND || role == DEL_RESERVE;
+    shmq_t *q = open_q(full ? "full" : "empty", 0);
+    char buf[64] = "y";
+    shmq_msg_t m;
+    shmq_resv_t rv;
+    int rc = 0;
+    switch (role) {
+    case DEL_RECV:
+        rc = (int)shmq_recv(q, buf, sizeof(buf), SHMQ_FOREVER);
+        break;
+    case DEL_LEASE:
+        rc = shmq_lease(q, &m, SHMQ_FOREVER);
+        break;
+    case DEL_TIMED_RECV:
+        rc = (int)shmq_recv(q, buf, sizeof(buf), 60 * SEC);
+        break;
+    case DEL_SEND:
+        rc = shmq_send(q, buf, 1, SHMQ_FOREVER);
+        break;
+    case DEL_RESERVE:
+        rc = shmq_reserve(q, &rv, SHMQ_FOREVER);
+        break;
+    }
+    CHILD_REQUIRE(rc == -EIDRM, "waiter %d: %d (%s), expected -EIDRM",
+                  (int)role, rc, shmq_strerror(rc));
+    CHILD_REQUIRE(shmq_send(q, buf, 1, 0) == -EIDRM &&
+                      shmq_recv(q, buf, sizeof(buf), 0) == -EIDRM,
+                  "handle still works after delete");
+    shmq_close(q);
+}
+
+Test(wait, delete_wakes_sleepers_with_eidrm)
+{
+    create_q("empty", 4);
+    create_q("full", 2);
+    shmq_t *e = t_open(shmq_admin_instance(g_admin), "empty");
+    shmq_t *f = t_open(shmq_admin_instance(g_admin), "full");
+    while (shmq_send(f, "x", 1, 0) == 0)
+        ;
+    const enum del_role empties[] = {DEL_RECV, DEL_RECV, DEL_LEASE,
+                                     DEL_TIMED_RECV};
+    const enum del_role fulls[] = {DEL_SEND, DEL_SEND, DEL_RESERVE};
+    for (unsigned i = 0; i < 4; i++)
+        spawn(deleted_waiter, (const void *)(intptr_t)empties[i]);
+    for (unsigned i = 0; i < 3; i++)
+        spawn(deleted_waiter, (const void *)(intptr_t)fulls[i]);
+    await_sleepers(e, 1, 4);
+    await_sleepers(f, 0, 3);
+    cr_assert_eq(shmq_admin_delete(g_admin, "empty"), 0);
+    cr_assert_eq(shmq_admin_delete(g_admin, "full"), 0);
+    for (unsigned i = 0; i < g_nkids; i++)
+        reap_kid(i, "waiter on a deleted queue");
+    struct shmq_stats st = {.size = sizeof(st)};
+    cr_assert_eq(shmq_stats(e, &st), -EIDRM);
+    cr_assert_eq(shmq_send(f, "x", 1, 0), -EIDRM);
+    shmq_close(e);
+    shmq_close(f);
+}
