@@ -56,7 +56,7 @@ static void set_msg(char *msg, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- socket paths ---------------------------------------------------------- */
+/* ---- socket paths -------------------------------------------------------- */
 
 int shmq_ctl_default_socket(const char *instance, char *buf, size_t cap)
 {
@@ -122,7 +122,7 @@ int shmq_ctl_socket_path(const char *instance, char *buf, size_t cap)
     return shmq_ctl_default_socket(instance, buf, cap);
 }
 
-/* ---- bounded socket I/O ---------------------------------------------------- */
+/* ---- bounded socket I/O -------------------------------------------------- */
 
 static uint64_t deadline_of(int64_t timeout_ns)
 {
@@ -159,20 +159,19 @@ static int connect_to(const char *path, uint64_t deadline, int *out)
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
-    int rc = 0;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        rc = -errno;
-        /* A full backlog: wait for room, bounded. */
-        if (rc == -EAGAIN || rc == -EINPROGRESS) {
-            rc = wait_fd(fd, POLLOUT, deadline);
-            int err = 0;
-            socklen_t len = sizeof(err);
-            if (rc == 0 &&
-                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-                rc = -errno;
-            else if (rc == 0 && err)
-                rc = -err;
+    int rc;
+    for (;;) {
+        rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+        if (rc != -EAGAIN && rc != -EINTR)
+            break;
+        /* The listen backlog is full (a Unix socket does not queue the
+         * attempt): try again shortly, until the deadline. */
+        if (shmq__now_ns(CLOCK_MONOTONIC) >= deadline) {
+            rc = -ETIMEDOUT;
+            break;
         }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
     }
     if (rc) {
         close(fd);
@@ -272,7 +271,7 @@ static int pidfd_self(void)
 #endif
 }
 
-/* ---- the registration hook ------------------------------------------------- */
+/* ---- the registration hook ----------------------------------------------- */
 
 void shmq__ctl_notify_register(struct shmq__reg *reg, uint32_t token)
 {
@@ -299,7 +298,7 @@ void shmq__ctl_notify_register(struct shmq__reg *reg, uint32_t token)
     close(fd);
 }
 
-/* ---- handles --------------------------------------------------------------- */
+/* ---- handles ------------------------------------------------------------- */
 
 int shmq_ctl_connect(const char *instance, const char *socket_path,
                      shmq_ctl_t **ret)
@@ -476,7 +475,7 @@ static int simple(shmq_ctl_t *c, unsigned op, const char *name, int ring,
     return rc;
 }
 
-/* ---- requests -------------------------------------------------------------- */
+/* ---- requests ------------------------------------------------------------ */
 
 static int daemon_item(const struct shmq__pattr *a, void *arg)
 {

@@ -107,14 +107,6 @@ void shmq__pw_nest_end(struct shmq__pw *w)
     w->nest = 0;
 }
 
-void shmq__pw_nest_cancel(struct shmq__pw *w)
-{
-    if (w->nest) {
-        w->len = w->nest;
-        w->nest = 0;
-    }
-}
-
 void shmq__pw_set_status(struct shmq__pw *w, int32_t status, uint32_t flags)
 {
     if (w->cap >= SHMQ_PROTO_HDR) {
@@ -172,14 +164,6 @@ int shmq__pattr_u32(const struct shmq__pattr *a, uint32_t *v)
     return 0;
 }
 
-int shmq__pattr_u64(const struct shmq__pattr *a, uint64_t *v)
-{
-    if (a->len != sizeof(*v))
-        return -EBADMSG;
-    memcpy(v, a->data, sizeof(*v));
-    return 0;
-}
-
 int shmq__pattr_str(const struct shmq__pattr *a, char *buf, size_t cap)
 {
     /* exactly one NUL, at the end */
@@ -190,7 +174,7 @@ int shmq__pattr_str(const struct shmq__pattr *a, char *buf, size_t cap)
     return 0;
 }
 
-/* ---- field tables ---------------------------------------------------------- */
+/* ---- field tables -------------------------------------------------------- */
 
 struct field {
     uint16_t type;

@@ -182,8 +182,6 @@ SHMQ_INTERNAL void shmq__pw_str(struct shmq__pw *w, unsigned type,
                                 const char *s);
 SHMQ_INTERNAL void shmq__pw_nest_begin(struct shmq__pw *w, unsigned type);
 SHMQ_INTERNAL void shmq__pw_nest_end(struct shmq__pw *w);
-/* Cancel the open nested attribute (it did not fit). */
-SHMQ_INTERNAL void shmq__pw_nest_cancel(struct shmq__pw *w);
 /* Patch the length (and status/flags) into the header; returns the frame
  * length, or w->err. */
 SHMQ_INTERNAL int shmq__pw_finish(struct shmq__pw *w);
@@ -225,7 +223,6 @@ SHMQ_INTERNAL void shmq__pr_init(struct shmq__pr *r, const void *buf,
                                  size_t len);
 SHMQ_INTERNAL int shmq__pr_next(struct shmq__pr *r, struct shmq__pattr *a);
 SHMQ_INTERNAL int shmq__pattr_u32(const struct shmq__pattr *a, uint32_t *v);
-SHMQ_INTERNAL int shmq__pattr_u64(const struct shmq__pattr *a, uint64_t *v);
 /* A NUL-terminated string of at most cap - 1 characters, copied. */
 SHMQ_INTERNAL int shmq__pattr_str(const struct shmq__pattr *a, char *buf,
                                   size_t cap);
