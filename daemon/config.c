@@ -10,7 +10,7 @@
  *   group = shmq             ; name or number
  *   max_deliveries = 5       ; 0: no limit
  *   dlq_capacity = 64
- *   lease_timeout = 30s      ; 0: none; units ms, s, m, h (bare: ms)
+ *   lease_timeout = 30s      ; 0: none; units ms, s, m, h (bare: s)
  *   timestamps = precise     ; precise, coarse or none
  *
  * A queue that does not exist is created with the keys given and the
@@ -127,13 +127,13 @@ static int parse_size(const char *s, uint32_t *v)
 
 static int parse_duration_ns(const char *s, uint64_t *v)
 {
-    uint64_t x, mul = 1000000; /* bare: milliseconds */
+    uint64_t x, mul = 1000000000; /* bare: seconds, as in shmq-ctl */
     const char *u;
     if (parse_u64(s, &x, &u))
         return -1;
-    if (!strcmp(u, "ms") || !*u)
+    if (!strcmp(u, "ms"))
         mul = 1000000;
-    else if (!strcmp(u, "s"))
+    else if (!strcmp(u, "s") || !*u)
         mul = 1000000000;
     else if (!strcmp(u, "m"))
         mul = UINT64_C(60000000000);
