@@ -275,7 +275,8 @@ out_put:
     return rc;
 }
 
-static void fill_info(shmq_admin_t *a, const char *name,
+/* di: the queue's directory index (for its waiter counts). */
+static void fill_info(shmq_admin_t *a, const char *name, int di,
                       struct shmq_queue_info *out)
 {
     struct shmq__qseg q;
@@ -286,7 +287,7 @@ static void fill_info(shmq_admin_t *a, const char *name,
     out->config.size = sizeof(out->config);
     if (shmq__qseg_open(a->reg.instance, name, 0, &q) == 0) {
         out->config = q.cfg;
-        shmq__qseg_stats(&q, &out->stats);
+        shmq__qseg_stats(&q, &a->reg, di, &out->stats);
         shmq__qseg_close(&q);
     }
 }
@@ -307,7 +308,7 @@ int shmq_admin_list(shmq_admin_t *a, struct shmq_queue_info *out, size_t n)
         if (shmq_name_check(name))
             continue; /* a corrupt entry names nothing we can open */
         if ((size_t)count < n)
-            fill_info(a, name, &out[count]);
+            fill_info(a, name, (int)i, &out[count]);
         count++;
     }
     return count;
@@ -319,13 +320,14 @@ int shmq_admin_info(shmq_admin_t *a, const char *name,
     struct shmq__qseg q;
     if (!a || shmq_name_check(name) || !out)
         return -EINVAL;
-    if (shmq__reg_find(&a->reg, name) < 0)
+    int di = shmq__reg_find(&a->reg, name);
+    if (di < 0)
         return -ENOENT;
     int rc = shmq__qseg_open(a->reg.instance, name, 0, &q);
     if (rc)
         return rc;
     shmq__qseg_close(&q);
-    fill_info(a, name, out);
+    fill_info(a, name, di, out);
     return 0;
 }
 

@@ -7,7 +7,10 @@
  *   0      struct shmq_reg_hdr      4096 B  magic "SHMQREG\0", versions,
  *                                           table offsets and sizes
  *   4096   struct shmq_reg_queue[1024]      queue directory, 128 B each
- *   135168 struct shmq_reg_proc[max_procs]  process table, 256 B each
+ *   135168 struct shmq_reg_proc[max_procs]  process table, 256 B each:
+ *          word, pid, uid, start time, leases; at 64 the bitmap of queues
+ *          opened; at 192 the sleep records of its threads asleep in a
+ *          blocking call (the waiter counts of shmq_stats)
  *
  * Queue segment  /shmq.<instance>.<queue>                     (one per queue)
  *
@@ -27,8 +30,11 @@
  *          in-flight are derived from the slot words, see segment.c)
  *   384    rare-event block: retry_count, redelivered, dead_lettered,
  *          skipped, repaired, dlq_full, nacked, returned, expired
- *   512    not-empty eventcount (futex word) + sleeping consumers
- *   640    not-full eventcount (futex word) + sleeping producers
+ *   512    not-empty eventcount (futex word)
+ *   640    not-full eventcount (futex word)
+ *          (who sleeps is not counted here: a process killed in its sleep
+ *          could never take itself off such a count; see the sleep
+ *          records of struct shmq_reg_proc)
  *   768    reserved
  *
  * Slot (stride = round_up(32 + msg_max, 64)):
@@ -128,6 +134,8 @@ _Static_assert(offsetof(struct shmq_reg_queue, created_ns) == 80, "");
 #define SHMQ_PROC_INC(w) ((uint32_t)((w) >> 8))
 #define SHMQ_PROC_STATE(w) ((uint32_t)((w)&0xffu))
 
+#define SHMQ_PROC_SLEEPS 16u
+
 struct shmq_reg_proc {
     _Atomic uint64_t word;    /* 0: incarnation | state */
     _Atomic int32_t pid;      /* 8 */
@@ -136,7 +144,9 @@ struct shmq_reg_proc {
     _Atomic uint64_t leases;  /* 24: leases held, written by the owner */
     uint8_t reserved0[64 - 32];
     _Atomic uint64_t queues[16]; /* 64: bitmap of directory indices opened */
-    uint8_t reserved1[256 - 192];
+    /* 192: sleep records (below), written by the owner; cleared by its
+     * registration and by its repair */
+    _Atomic uint32_t sleeps[SHMQ_PROC_SLEEPS];
 };
 _Static_assert(sizeof(struct shmq_reg_proc) == 256, "proc entry size");
 _Static_assert(offsetof(struct shmq_reg_proc, pid) == 8, "");
@@ -144,6 +154,40 @@ _Static_assert(offsetof(struct shmq_reg_proc, uid) == 12, "");
 _Static_assert(offsetof(struct shmq_reg_proc, start_ns) == 16, "");
 _Static_assert(offsetof(struct shmq_reg_proc, leases) == 24, "");
 _Static_assert(offsetof(struct shmq_reg_proc, queues) == 64, "");
+_Static_assert(offsetof(struct shmq_reg_proc, sleeps) == 192, "");
+
+/*
+ * Sleep record: what one thread of the process is asleep on, claimed (CAS
+ * from 0) before it sleeps in a blocking call and cleared when the call
+ * returns. 0 = free.
+ *
+ *   bit  31      valid
+ *   bits 30..12  queue generation mod 2^19
+ *   bit  11      condition: 0 not-empty (a consumer), 1 not-full (a producer)
+ *   bit  10      ring: 0 main, 1 dead-letter
+ *   bits 9..0    queue directory index
+ *
+ * Waiter counts are the records of live processes that name the queue, so
+ * they die with the process. A process has 16 records: a seventeenth
+ * thread of it asleep at once sleeps without one and is not counted.
+ */
+#define SHMQ_SLEEP_VALID (UINT32_C(1) << 31)
+#define SHMQ_SLEEP_GEN_SHIFT 12
+#define SHMQ_SLEEP_GEN_MASK UINT32_C(0x7ffff)
+#define SHMQ_SLEEP_NOT_FULL (UINT32_C(1) << 11)
+#define SHMQ_SLEEP_DLQ (UINT32_C(1) << 10)
+#define SHMQ_SLEEP_DIR_MASK UINT32_C(0x3ff)
+_Static_assert(SHMQ_MAX_QUEUES - 1 <= SHMQ_SLEEP_DIR_MASK, "dir index bits");
+
+static inline uint32_t shmq_sleep_rec(uint32_t dir_idx, uint64_t generation,
+                                      int dlq, int not_full)
+{
+    return SHMQ_SLEEP_VALID |
+           (((uint32_t)generation & SHMQ_SLEEP_GEN_MASK)
+            << SHMQ_SLEEP_GEN_SHIFT) |
+           (not_full ? SHMQ_SLEEP_NOT_FULL : 0) | (dlq ? SHMQ_SLEEP_DLQ : 0) |
+           (dir_idx & SHMQ_SLEEP_DIR_MASK);
+}
 
 #define SHMQ_REG_DIR_OFF UINT64_C(4096)
 #define SHMQ_REG_PROCS_OFF (SHMQ_REG_DIR_OFF + SHMQ_MAX_QUEUES * 128u)
@@ -204,8 +248,9 @@ _Static_assert(offsetof(struct shmq_q_hdr, deleted) == 160, "");
 
 /* An eventcount: bit 0 of word = someone waits, bits 31..1 = epoch. */
 struct shmq_ec {
-    _Atomic uint32_t word;     /* futex word */
-    _Atomic uint32_t sleepers; /* threads inside FUTEX_WAIT (stats) */
+    _Atomic uint32_t word;     /* 0: futex word */
+    uint32_t reserved;         /* 4: 0; waiters are counted from the
+                                  sleep records of the process table */
 };
 
 struct shmq_ring_hdr {

@@ -10,8 +10,13 @@
  * never act under the parent's token. The atfork child handler closes the
  * inherited liveness-lock descriptor (the lock stays the parent's: OFD
  * locks belong to the open file description, which the parent still
- * holds), marks every instance unregistered and bumps shmq__forkgen; the
- * child registers anew on its next call.
+ * holds) and the inherited registry descriptor, marks every instance
+ * unregistered and bumps shmq__forkgen; the child opens the registry and
+ * registers anew on its next call. Keeping a copy of the parent's
+ * registry description would keep alive the admin lock the parent takes
+ * on it (repair, reap): a parent killed holding it would leave it held
+ * for as long as the child lives, and every create, delete and repair of
+ * the instance would wait for it.
  */
 #include "process.h"
 
@@ -40,6 +45,9 @@ static void atfork_child(void)
             close(in->lock_fd);
         in->lock_fd = -1;
         in->token = 0;
+        if (in->reg.fd >= 0)
+            close(in->reg.fd);
+        in->reg.fd = -1;
         in->fd_stale = 1;
     }
     atomic_fetch_add_explicit(&shmq__forkgen, 1, memory_order_relaxed);
@@ -64,7 +72,8 @@ static int ensure_registered(struct shmq__inst *in)
         int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
         if (fd < 0)
             return -errno;
-        close(in->reg.fd);
+        if (in->reg.fd >= 0)
+            close(in->reg.fd);
         in->reg.fd = fd;
         in->fd_stale = 0;
     }

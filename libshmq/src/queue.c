@@ -172,6 +172,11 @@ void shmq_close(shmq_t *q)
  * Wait for try() to stop saying -EAGAIN: once, then a bounded spin, then
  * the eventcount (prepare, re-check, sleep). try() must be cheap and
  * side-effect free when it fails.
+ *
+ * Before its first sleep the thread claims a sleep record in our process
+ * entry naming the queue, the ring and the condition (layout.h), and
+ * clears it when the call returns: that is what the waiter counts of
+ * shmq_stats count. Only the sleeping path pays for it.
  */
 struct try_ctx {
     int (*fn)(shmq_t *q, void *arg);
@@ -182,6 +187,9 @@ static int wait_slow(shmq_t *q, struct shmq_ec *ec, int64_t timeout_ns,
                      const struct try_ctx *t)
 {
     uint64_t deadline = shmq__deadline(timeout_ns);
+    struct shmq_reg_proc *me = NULL;
+    uint32_t rec = 0;
+    int note = -1;
     int rc;
 
     if (q->spin_ns > 0) {
@@ -200,16 +208,31 @@ static int wait_slow(shmq_t *q, struct shmq_ec *ec, int64_t timeout_ns,
     for (;;) {
         uint32_t key = shmq__ec_prepare(ec);
         if ((rc = t->fn(q, t->arg)) != -EAGAIN)
-            return rc;
-        if (deleted(q))
-            return -EIDRM;
+            break;
+        if (deleted(q)) {
+            rc = -EIDRM;
+            break;
+        }
+        if (!me && (me = shmq__reg_proc(&q->inst->reg, q->owner)) != NULL) {
+            rec = shmq_sleep_rec(q->dir_idx, q->seg.generation,
+                                 q->r == &q->seg.dlq,
+                                 ec == &q->r->hdr->not_full);
+            note = shmq__sleep_note(me, rec);
+        }
         if (shmq__ec_wait(ec, key, deadline) == -ETIMEDOUT) {
             rc = t->fn(q, t->arg);
-            return rc == -EAGAIN ? -ETIMEDOUT : rc;
+            if (rc == -EAGAIN)
+                rc = -ETIMEDOUT;
+            break;
         }
-        if (deleted(q))
-            return -EIDRM;
+        if (deleted(q)) {
+            rc = -EIDRM;
+            break;
+        }
     }
+    if (me)
+        shmq__sleep_clear(me, note, rec);
+    return rc;
 }
 
 static int block(shmq_t *q, struct shmq_ec *ec, int64_t timeout_ns,
@@ -582,12 +605,13 @@ int shmq_recv_batch(shmq_t *q, const struct iovec *bufs, size_t *lens,
 
 /* ---- introspection ------------------------------------------------------ */
 
-static int copy_stats(const struct shmq__qseg *seg, struct shmq_stats *st)
+static int copy_stats(const struct shmq__qseg *seg, struct shmq__reg *reg,
+                      int dir_idx, struct shmq_stats *st)
 {
     struct shmq_stats s;
     if (!st || st->size < sizeof(s))
         return -EINVAL;
-    shmq__qseg_stats(seg, &s);
+    shmq__qseg_stats(seg, reg, dir_idx, &s);
     s.size = st->size;
     memcpy(st, &s, sizeof(s));
     return 0;
@@ -599,7 +623,7 @@ int shmq_stats(shmq_t *q, struct shmq_stats *st)
         return -EINVAL;
     if (deleted(q))
         return -EIDRM;
-    return copy_stats(&q->seg, st);
+    return copy_stats(&q->seg, &q->inst->reg, (int)q->dir_idx, st);
 }
 
 int shmq_stats_by_name(const char *instance, const char *name,
@@ -614,7 +638,15 @@ int shmq_stats_by_name(const char *instance, const char *name,
     int rc = shmq__qseg_open(instance, name, 0, &seg);
     if (rc)
         return rc;
-    rc = copy_stats(&seg, st);
+    /* The waiter counts need the queue's directory index and the process
+     * table: the registry, read-only. Without it (gone, or not readable
+     * by us) the counts are 0 and the rest still holds. */
+    struct shmq__reg reg;
+    int have_reg = shmq__reg_open(instance, 0, NULL, &reg) == 0;
+    int di = have_reg ? shmq__reg_find(&reg, name) : -ENOENT;
+    rc = copy_stats(&seg, have_reg ? &reg : NULL, di, st);
+    if (have_reg)
+        shmq__reg_close(&reg);
     shmq__qseg_close(&seg);
     return rc;
 }

@@ -156,6 +156,35 @@ static int reg_create(const char *path, const struct shmq_admin_opts *o)
     return rc;
 }
 
+/*
+ * The descriptor for the locks (admin lock, liveness queries) is a second
+ * open of the file, never mapped: a mapping holds its file, so an OFD lock
+ * taken through the description the registry was mapped with would
+ * outlive every descriptor for as long as some process still maps it
+ * through that description. A fork child keeps its parent's mappings: a
+ * parent killed holding the admin lock would leave it held while the
+ * child lives, and every create, delete and repair of the instance would
+ * wait. The same file as the mapping (device and inode), or -ENOENT: the
+ * registry was removed and made again between the two opens.
+ */
+static int lock_fd_of(const char *path, int writable, const struct stat *st,
+                      int *out)
+{
+    int fd = shm_open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct stat ls;
+    int rc = fstat(fd, &ls) < 0 ? -errno : 0;
+    if (rc == 0 && (ls.st_dev != st->st_dev || ls.st_ino != st->st_ino))
+        rc = -ENOENT;
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    *out = fd;
+    return 0;
+}
+
 int shmq__reg_open(const char *instance, int writable,
                    const struct shmq_admin_opts *create, struct shmq__reg *out)
 {
@@ -191,11 +220,13 @@ int shmq__reg_open(const char *instance, int writable,
     }
     memset(out, 0, sizeof(*out));
     rc = shmq__reg_validate(base, (size_t)st.st_size, out);
+    if (rc == 0)
+        rc = lock_fd_of(path, writable, &st, &out->fd);
     if (rc) {
         munmap(base, (size_t)st.st_size);
         goto fail;
     }
-    out->fd = fd;
+    close(fd);
     snprintf(out->instance, sizeof(out->instance), "%s", instance);
     return 0;
 fail:
@@ -248,6 +279,17 @@ int shmq__reg_register(struct shmq__reg *r, int *lock_fd, uint32_t *token)
             continue;
         if (shmq__lock(fd, SHMQ_LOCK_PROC_BASE + i, 0) != 0)
             continue; /* someone alive is on it */
+        /* Look again, now that the lock is ours: between the look above
+         * and the lock, another process may have registered here and
+         * died (its lock free again). Its entry must stay as it left it
+         * (the queues bitmap is what its repair scans). A FREE word no
+         * longer changes under our lock: only the lock holder leaves
+         * FREE, and a repair writes FREE last. */
+        w = atomic_load_explicit(&p->word, memory_order_acquire);
+        if (SHMQ_PROC_STATE(w) != SHMQ_PROC_FREE) {
+            shmq__unlock(fd, SHMQ_LOCK_PROC_BASE + i);
+            continue;
+        }
         uint32_t inc = SHMQ_PROC_INC(w) & 0xffffu;
         if (inc == 0)
             inc = 1;
@@ -258,6 +300,8 @@ int shmq__reg_register(struct shmq__reg *r, int *lock_fd, uint32_t *token)
         atomic_store_explicit(&p->leases, 0, memory_order_relaxed);
         for (int k = 0; k < 16; k++)
             atomic_store_explicit(&p->queues[k], 0, memory_order_relaxed);
+        for (unsigned k = 0; k < SHMQ_PROC_SLEEPS; k++)
+            atomic_store_explicit(&p->sleeps[k], 0, memory_order_relaxed);
         /* Release: the fields above are visible to whoever sees ALIVE. */
         if (atomic_compare_exchange_strong_explicit(
                 &p->word, &w, SHMQ_PROC_WORD(inc, SHMQ_PROC_ALIVE),
@@ -270,4 +314,42 @@ int shmq__reg_register(struct shmq__reg *r, int *lock_fd, uint32_t *token)
     }
     close(fd);
     return -ENOSPC;
+}
+
+void shmq__reg_waiters(struct shmq__reg *r, uint32_t dir_idx,
+                       uint64_t generation, uint32_t *producers,
+                       uint32_t *consumers)
+{
+    uint32_t want = shmq_sleep_rec(dir_idx, generation, 0, 0);
+    uint32_t np = 0, nc = 0;
+
+    for (uint32_t i = 0; i < r->max_procs; i++) {
+        struct shmq_reg_proc *p = &r->procs[i];
+        /* Acquire: pairs with the release CAS to ALIVE in
+         * shmq__reg_register, after it cleared the records. */
+        uint64_t w = atomic_load_explicit(&p->word, memory_order_acquire);
+        if (SHMQ_PROC_STATE(w) != SHMQ_PROC_ALIVE)
+            continue;
+        uint32_t ip = 0, ic = 0;
+        for (unsigned k = 0; k < SHMQ_PROC_SLEEPS; k++) {
+            uint32_t rec = atomic_load_explicit(&p->sleeps[k],
+                                                memory_order_relaxed);
+            if ((rec & ~SHMQ_SLEEP_NOT_FULL) != want)
+                continue;
+            if (rec & SHMQ_SLEEP_NOT_FULL)
+                ip++;
+            else
+                ic++;
+        }
+        /* ALIVE in the table but its liveness lock free: killed and not
+         * yet repaired; its records name nobody asleep. (An error of the
+         * lock query proves nothing: count them.) */
+        if ((ip || ic) &&
+            shmq__lock_held(r->fd, SHMQ_LOCK_PROC_BASE + i) == 0)
+            continue;
+        np += ip;
+        nc += ic;
+    }
+    *producers = np;
+    *consumers = nc;
 }

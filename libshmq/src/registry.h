@@ -45,4 +45,12 @@ SHMQ_INTERNAL int shmq__reg_register(struct shmq__reg *r, int *lock_fd,
 SHMQ_INTERNAL struct shmq_reg_proc *shmq__reg_proc(struct shmq__reg *r,
                                                    uint32_t idx);
 
+/* Threads asleep on the main ring of the queue at directory index dir_idx
+ * with this generation, from the sleep records (layout.h) of the
+ * processes that are alive: ALIVE in the table and holding their liveness
+ * lock. One query of the lock per process that has a matching record. */
+SHMQ_INTERNAL void shmq__reg_waiters(struct shmq__reg *r, uint32_t dir_idx,
+                                     uint64_t generation, uint32_t *producers,
+                                     uint32_t *consumers);
+
 #endif

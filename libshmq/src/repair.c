@@ -9,7 +9,14 @@
  *   3. for every queue the process opened (its bitmap), turn its WRITING
  *      slots into SKIP and its LEASED slots into RETRY (delivery count
  *      kept), and wake every waiter: the dead may have eaten a wakeup;
- *   4. free the entry with the next incarnation.
+ *   4. clear its sleep records (a process killed asleep never cleared
+ *      its own), then free the entry with the next incarnation.
+ * The entry is freed only once every queue of the process was repaired
+ * (or is gone): a slot left WRITING or LEASED under its index would pass
+ * to the next process registered there, and nothing would return it. A
+ * queue that cannot be opened now (no descriptor left, no permission for
+ * this repairer) fails the repair and leaves the entry DEAD for a later
+ * one.
  * A crash anywhere leaves the entry DEAD (or ALIVE with a free lock), so
  * the next repair does the rest; each slot step is a CAS from a word owned
  * by the dead, so it happens once.
@@ -20,20 +27,25 @@
 
 #include "segment.h"
 
-static void repair_queue(struct shmq__reg *reg, uint32_t qi, unsigned owner,
-                         struct shmq_repair_report *rep)
+/* 0: repaired, or nothing there to repair; negative errno: the queue is
+ * there but could not be opened now. */
+static int repair_queue(struct shmq__reg *reg, uint32_t qi, unsigned owner,
+                        struct shmq_repair_report *rep)
 {
     struct shmq_reg_queue *d = &reg->dir[qi];
     char name[SHMQ_NAME_MAX + 1];
 
     if (atomic_load_explicit(&d->state, memory_order_acquire) !=
         SHMQ_DIR_ACTIVE)
-        return;
+        return 0;
     memcpy(name, d->name, sizeof(name) - 1);
     name[sizeof(name) - 1] = 0;
     struct shmq__qseg q;
-    if (shmq__qseg_open(reg->instance, name, 1, &q) != 0)
-        return;
+    int rc = shmq__qseg_open(reg->instance, name, 1, &q);
+    if (rc == -ENOENT || rc == -EINVAL || rc == -EBADMSG || rc == -EPROTO)
+        return 0; /* gone, or a segment nobody can attach to */
+    if (rc)
+        return rc;
     uint64_t skipped = 0, returned = 0;
     shmq__ring_repair(&q.main, owner, &skipped, &returned);
     if (q.has_dlq)
@@ -42,6 +54,7 @@ static void repair_queue(struct shmq__reg *reg, uint32_t qi, unsigned owner,
     rep->queues++;
     rep->skipped += skipped;
     rep->redelivered += returned;
+    return 0;
 }
 
 int shmq__repair(struct shmq__reg *reg, uint32_t token, int self,
@@ -73,16 +86,25 @@ int shmq__repair(struct shmq__reg *reg, uint32_t token, int self,
         atomic_compare_exchange_strong_explicit(
             &p->word, &w, SHMQ_PROC_WORD(SHMQ_PROC_INC(w), SHMQ_PROC_DEAD),
             memory_order_seq_cst, memory_order_relaxed);
+    int failed = 0;
     for (uint32_t k = 0; k < 16; k++) {
         uint64_t b = atomic_load_explicit(&p->queues[k], memory_order_acquire);
         while (b) {
             uint32_t qi = k * 64 + (uint32_t)__builtin_ctzll(b);
             b &= b - 1;
-            repair_queue(reg, qi, idx, &rep);
+            int qrc = repair_queue(reg, qi, idx, &rep);
+            if (qrc && !failed)
+                failed = qrc;
         }
+    }
+    if (failed) {
+        rc = failed; /* the entry stays DEAD: the next repair goes on */
+        goto done;
     }
     uint32_t next = (inc + 1) & 0xffffu;
     atomic_store_explicit(&p->leases, 0, memory_order_relaxed);
+    for (unsigned k = 0; k < SHMQ_PROC_SLEEPS; k++)
+        atomic_store_explicit(&p->sleeps[k], 0, memory_order_relaxed);
     atomic_store_explicit(&p->word,
                           SHMQ_PROC_WORD(next ? next : 1, SHMQ_PROC_FREE),
                           memory_order_release);

@@ -38,8 +38,9 @@
  *   H1  hint CAS (release) after the slot at p was seen claimed; hint loads
  *       are acquire, so a position read from a hint comes with the claims
  *       of every position before it.
- *   retry_count is raised (seq_cst) before N1 and lowered after C4, so it
- *   never underflows; a consumer that sees it non-zero scans the bitmap.
+ *   retry_count is raised (seq_cst) before N1 and lowered after C4 (or
+ *   after the CAS that drops a corrupt RETRY slot), so it never
+ *   underflows; a consumer that sees it non-zero scans the bitmap.
  *
  * Invariants (checked by the spin model in docs/model/): one owner per
  * slot; a published message stays in one slot, READY/LEASED/RETRY, until
@@ -395,6 +396,26 @@ static void stamp(struct shmq__ring *r, struct shmq_slot *s)
                               memory_order_relaxed);
 }
 
+/* A RETRY slot whose length is impossible: take it out of the ring as
+ * drop_corrupt does for a READY one. Left there it would fail every lease
+ * (redeliveries come first). The slot leaves RETRY as after C4: the count
+ * goes down and the bit is cleared (B2). */
+static int drop_corrupt_retry(struct shmq__ring *r, struct shmq_slot *s,
+                              uint32_t idx, uint64_t w)
+{
+    if (atomic_compare_exchange_strong_explicit(
+            &s->word, &w,
+            shmq_word(shmq_w_lap(w) + 1, SHMQ_PH_FREE, 0, SHMQ_OWNER_NONE),
+            memory_order_seq_cst, memory_order_relaxed)) {
+        atomic_fetch_sub_explicit(&r->hdr->retry_count, 1,
+                                  memory_order_relaxed);
+        retry_bit_clear(r, idx, s);
+        atomic_fetch_add_explicit(&r->hdr->skipped, 1, memory_order_relaxed);
+        shmq__ec_post(&r->hdr->not_full);
+    }
+    return -EBADMSG;
+}
+
 static int lease_retry(struct shmq__ring *r, unsigned owner, size_t maxlen,
                        struct shmq__lease *out)
 {
@@ -424,7 +445,7 @@ static int lease_retry(struct shmq__ring *r, unsigned owner, size_t maxlen,
             uint32_t len = atomic_load_explicit((_Atomic uint32_t *)&s->len,
                                                 memory_order_relaxed);
             if (len > r->msg_max)
-                return -EBADMSG;
+                return drop_corrupt_retry(r, s, idx, w);
             if (len > maxlen) {
                 toolong = 1;
                 continue;

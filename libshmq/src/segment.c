@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "registry.h"
+
 uint64_t shmq__qseg_size(const struct shmq_queue_config *c)
 {
     uint64_t sz = sizeof(struct shmq_q_hdr) +
@@ -285,7 +287,8 @@ static void ring_scan(const struct shmq__ring *r, struct ring_census *c)
     }
 }
 
-void shmq__qseg_stats(const struct shmq__qseg *q, struct shmq_stats *st)
+void shmq__qseg_stats(const struct shmq__qseg *q, struct shmq__reg *reg,
+                      int dir_idx, struct shmq_stats *st)
 {
     const struct shmq__ring *r = &q->main;
     struct shmq_ring_hdr *h = r->hdr;
@@ -321,10 +324,11 @@ void shmq__qseg_stats(const struct shmq__qseg *q, struct shmq_stats *st)
         st->dlq_depth = c.ready + c.retry;
         st->dlq_capacity = q->cfg.dlq_capacity;
     }
-    st->producers_waiting =
-        atomic_load_explicit(&h->not_full.sleepers, memory_order_relaxed);
-    st->consumers_waiting =
-        atomic_load_explicit(&h->not_empty.sleepers, memory_order_relaxed);
+    /* Waiters of the main ring, from the sleep records of live processes
+     * (a count kept in the queue would keep the killed forever). */
+    if (reg && dir_idx >= 0 && (uint32_t)dir_idx < SHMQ_MAX_QUEUES)
+        shmq__reg_waiters(reg, (uint32_t)dir_idx, q->generation,
+                          &st->producers_waiting, &st->consumers_waiting);
     st->mode = q->cfg.mode;
     st->lease_timeout_ns = q->cfg.lease_timeout_ns;
     st->generation = q->generation;

@@ -7,6 +7,8 @@
 
 #include "ring.h"
 
+struct shmq__reg;
+
 /* A process-local mapping of one queue segment, validated. */
 struct shmq__qseg {
     void *base;
@@ -42,7 +44,11 @@ SHMQ_INTERNAL void shmq__qseg_close(struct shmq__qseg *q);
 SHMQ_INTERNAL int shmq__qseg_validate(void *base, size_t size,
                                       const char *name, struct shmq__qseg *out);
 
+/* Counters of q. The waiter counts come from the process table of reg
+ * (the registry of q's instance) for the queue at directory index dir_idx;
+ * reg NULL or dir_idx < 0: they are 0. */
 SHMQ_INTERNAL void shmq__qseg_stats(const struct shmq__qseg *q,
+                                    struct shmq__reg *reg, int dir_idx,
                                     struct shmq_stats *st);
 
 #endif

@@ -26,6 +26,11 @@
  *
  * Shared futexes only (never FUTEX_PRIVATE_FLAG): the words live in
  * memory mapped by several processes.
+ *
+ * Who sleeps is recorded in the sleeper's own process-table entry (sleep
+ * records, layout.h), never in a counter on the queue: a process killed
+ * in its sleep cannot take itself off a count, but its records stop
+ * counting when it dies and its repair clears them.
  */
 #include "wait.h"
 
@@ -61,16 +66,13 @@ int shmq__ec_wait(struct shmq_ec *ec, uint32_t key, uint64_t deadline)
         ts.tv_nsec = (long)(deadline % 1000000000u);
         tsp = &ts;
     }
-    atomic_fetch_add_explicit(&ec->sleepers, 1, memory_order_relaxed);
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a
      * wait interrupted by a signal and restarted never stretches it. The
      * kernel reads the word and queues us atomically with respect to
      * FUTEX_WAKE: the ordering point here is the syscall itself. */
     long r = futex(&ec->word, FUTEX_WAIT_BITSET, key, tsp,
                    FUTEX_BITSET_MATCH_ANY);
-    int e = r < 0 ? errno : 0;
-    atomic_fetch_sub_explicit(&ec->sleepers, 1, memory_order_relaxed);
-    if (r < 0 && e == ETIMEDOUT)
+    if (r < 0 && errno == ETIMEDOUT)
         return -ETIMEDOUT;
     /* 0, EAGAIN (word moved), EINTR: re-check. */
     return 0;
@@ -94,4 +96,32 @@ void shmq__ec_wake_all(struct shmq_ec *ec)
     /* Bump the epoch by 2 (flag untouched) so every key goes stale. */
     atomic_fetch_add_explicit(&ec->word, 2u, memory_order_seq_cst);
     futex(&ec->word, FUTEX_WAKE, INT_MAX, NULL, 0);
+}
+
+/* Sleep records are statistics: nothing decides anything on them, so
+ * relaxed order is enough. The claim is a CAS so that two threads of the
+ * process never take the same record; the loop is bounded by the number
+ * of records. */
+int shmq__sleep_note(struct shmq_reg_proc *p, uint32_t rec)
+{
+    for (unsigned i = 0; i < SHMQ_PROC_SLEEPS; i++) {
+        uint32_t e = 0;
+        if (atomic_load_explicit(&p->sleeps[i], memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong_explicit(&p->sleeps[i], &e, rec,
+                                                    memory_order_relaxed,
+                                                    memory_order_relaxed))
+            return (int)i;
+    }
+    return -1;
+}
+
+void shmq__sleep_clear(struct shmq_reg_proc *p, int i, uint32_t rec)
+{
+    if (i < 0 || (unsigned)i >= SHMQ_PROC_SLEEPS)
+        return;
+    /* A CAS from our own record: if the slot no longer holds it, it is
+     * not ours to clear. */
+    atomic_compare_exchange_strong_explicit(&p->sleeps[i], &rec, 0,
+                                            memory_order_relaxed,
+                                            memory_order_relaxed);
 }

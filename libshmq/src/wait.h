@@ -25,4 +25,12 @@ SHMQ_INTERNAL void shmq__ec_post(struct shmq_ec *ec);
 /* Unconditional: bump the epoch and wake everyone (repair, delete). */
 SHMQ_INTERNAL void shmq__ec_wake_all(struct shmq_ec *ec);
 
+/* Sleep records (layout.h) in the caller's own process entry p: claim a
+ * free one holding rec (shmq_sleep_rec) before sleeping; returns its
+ * index, or -1 if all are taken (sleep anyway, uncounted). Clear it with
+ * the same index and rec when the blocking call returns (-1: nothing). */
+SHMQ_INTERNAL int shmq__sleep_note(struct shmq_reg_proc *p, uint32_t rec);
+SHMQ_INTERNAL void shmq__sleep_clear(struct shmq_reg_proc *p, int i,
+                                     uint32_t rec);
+
 #endif

@@ -105,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     shmq__ring_repair(&q.main, 2, &skipped, &returned);
     shmq__ring_expire(&q.main, shmq__now_ms32() + 100000u);
     struct shmq_stats st;
-    shmq__qseg_stats(&q, &st);
+    shmq__qseg_stats(&q, NULL, -1, &st);
     if (st.depth > st.capacity)
         abort();
     if (q.has_dlq) {

@@ -18,7 +18,14 @@
  *     nothing confirmed is lost, duplicates only after a death and marked
  *     as such, the queue drains;
  *   - fork: a child never acts under its parent's token, and outlives it;
- *   - reap finds the dead by itself.
+ *   - reap finds the dead by itself;
+ *   - a repair that cannot open a queue of the dead (no descriptor left)
+ *     fails and keeps the entry, and a later repair finishes the job;
+ *   - a registrant that saw an entry free, and takes its lock only after
+ *     another process registered there and died, leaves that entry as
+ *     the dead left it (white-box: registry.c, with fcntl interposed);
+ *   - a process killed holding the admin lock releases it even if a child
+ *     it forked earlier lives on (fcntl interposed to kill it there).
  * Children report to the test through pipes and MAP_SHARED memory; every
  * wait for them is bounded.
  */
@@ -26,9 +33,11 @@
 #include <shmq/admin.h>
 #include <shmq/shmq.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +45,13 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common.h"
+#include "registry.h"
 
 /* TSan slows every atomic down: fewer kill rounds there. */
 #if defined(__SANITIZE_THREAD__)
@@ -1240,4 +1251,260 @@ Test(repair, reap_finds_dead_processes)
     close(cmd[0]);
     close(cmd[1]);
     shmq_close(q);
+}
+
+/* ---- (g) a repair that cannot reach a queue ---------------------------------- */
+
+/* Take every descriptor this process may still open: lower the soft limit
+ * to just above the highest one in use and fill the holes below it. Every
+ * open (shm_open of a queue segment included) then fails with EMFILE. */
+struct fd_hog {
+    struct rlimit old;
+    int fds[256];
+    unsigned n;
+};
+
+static void fds_take_all(struct fd_hog *h)
+{
+    int high = 0;
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d, "/proc/self/fd");
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        int fd = atoi(e->d_name);
+        high = fd > high ? fd : high;
+    }
+    closedir(d);
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &h->old), 0);
+    struct rlimit low = h->old;
+    low.rlim_cur = (rlim_t)high + 1;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    h->n = 0;
+    for (;;) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            cr_assert_eq(errno, EMFILE, "open: %s", strerror(errno));
+            break;
+        }
+        cr_assert_lt(h->n, sizeof(h->fds) / sizeof(h->fds[0]));
+        h->fds[h->n++] = fd;
+    }
+}
+
+static void fds_give_back(struct fd_hog *h)
+{
+    for (unsigned i = 0; i < h->n; i++)
+        close(h->fds[i]);
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &h->old), 0);
+}
+
+/* An entry freed while a slot still names its index would leave that
+ * slot to whoever registers at the index next: the lease never comes
+ * back, a claim would hold consumers back for good. */
+Test(repair, repair_that_cannot_open_a_queue_keeps_the_entry)
+{
+    create_q("q", 16, 5);
+    shmq_t *q = t_open(inst(), "q");
+    cr_assert_eq(shmq_send(q, "hello-g", 8, 0), 0);
+    int fds[2];
+    make_pipe(fds);
+    struct leaser l = {"q", fds[1], 0, 0};
+    pid_t pid = spawn(leaser_main, &l);
+    struct hello h = hear(fds[0]);
+    kill_kid(pid);
+
+    struct fd_hog hog;
+    struct shmq_repair_report rep = {.size = sizeof(rep)};
+    fds_take_all(&hog);
+    int rc = shmq_admin_repair(g_admin, h.token, &rep);
+    int reaped = shmq_admin_reap(g_admin, NULL);
+    fds_give_back(&hog);
+    cr_assert_eq(rc, -EMFILE, "repair without a descriptor to open the "
+                 "queue: %d (%s), expected -EMFILE", rc, shmq_strerror(rc));
+    cr_assert_eq(reaped, 0);
+
+    /* Still in the table, found dead; its lease still held. */
+    struct shmq_proc_info pi[4];
+    int n = shmq_admin_procs(g_admin, pi, 4);
+    int found = 0;
+    for (int i = 0; i < n && i < 4; i++)
+        if (pi[i].token == h.token) {
+            found = 1;
+            cr_assert_eq(pi[i].state, SHMQ_PROC_DEAD);
+            cr_assert_eq(pi[i].alive, 0);
+        }
+    cr_assert(found, "the entry of the dead was freed before its repair");
+    cr_assert_eq(stats_of(q).in_flight, 1);
+
+    /* With descriptors again, the periodic reap finishes the repair. */
+    cr_assert_eq(shmq_admin_reap(g_admin, &rep), 1);
+    cr_assert_eq(rep.redelivered, 1);
+    shmq_msg_t m;
+    cr_assert_eq(shmq_lease(q, &m, 0), 0);
+    cr_assert_eq(m.id, h.id);
+    cr_assert_eq(m.deliveries, 2);
+    cr_assert_eq(shmq_ack(q, &m), 0);
+    cr_assert_eq(shmq_admin_reap(g_admin, NULL), 0);
+    close(fds[0]);
+    close(fds[1]);
+    shmq_close(q);
+}
+
+/* ---- (h) a registrant racing the death of another ----------------------------- */
+
+/* fcntl, interposed for the whole file: the system call, except that
+ *   - when g_lock_hook is set, the first attempt to take a liveness lock
+ *     runs the hook first (once): the moment between a registrant's look
+ *     at an entry and its taking of the entry's lock;
+ *   - when g_admin_hook is set, the first admin lock taken runs it right
+ *     after (once). */
+static void (*g_lock_hook)(void);
+static void (*g_admin_hook)(void);
+
+int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    const struct flock *fl = (const struct flock *)arg;
+    if (g_lock_hook && cmd == F_OFD_SETLK && fl->l_type == F_WRLCK &&
+        (uint64_t)fl->l_start >= SHMQ_LOCK_PROC_BASE) {
+        void (*hook)(void) = g_lock_hook;
+        g_lock_hook = NULL;
+        hook();
+    }
+    int rc = (int)syscall(SYS_fcntl, fd, cmd, arg);
+    if (rc == 0 && g_admin_hook && cmd == F_OFD_SETLKW &&
+        fl->l_type == F_WRLCK &&
+        (uint64_t)fl->l_start == SHMQ_LOCK_ADMIN) {
+        void (*hook)(void) = g_admin_hook;
+        g_admin_hook = NULL;
+        hook();
+    }
+    return rc;
+}
+
+static struct {
+    int fds[2];
+    struct hello dead;
+} g_race;
+
+/* Meanwhile, another process registers at the entry the registrant looked
+ * at (its lock is still free), leases a message and is killed. */
+static void register_lease_and_die(void)
+{
+    struct leaser l = {"q", g_race.fds[1], 0, 0};
+    pid_t pid = spawn(leaser_main, &l);
+    g_race.dead = hear(g_race.fds[0]);
+    kill_kid(pid);
+}
+
+Test(repair, registration_leaves_a_dead_entry_alone)
+{
+    create_q("q", 16, 5);
+    shmq_t *q = t_open(inst(), "q");
+    cr_assert_eq(shmq_send(q, "hello-h", 8, 0), 0);
+    make_pipe(g_race.fds);
+    struct shmq__reg reg;
+    cr_assert_eq(shmq__reg_open(inst(), 1, NULL, &reg), 0);
+    int lock_fd = -1;
+    uint32_t tok = 0;
+    g_lock_hook = register_lease_and_die;
+    int rc = shmq__reg_register(&reg, &lock_fd, &tok);
+    cr_assert_null(g_lock_hook, "the registrant took no liveness lock");
+    cr_assert_eq(rc, 0, "register: %s", shmq_strerror(rc));
+    uint32_t dead = g_race.dead.token;
+    cr_assert_neq(SHMQ_TOKEN_IDX(tok), SHMQ_TOKEN_IDX(dead),
+                  "registered over the entry of the dead");
+
+    /* The entry still says which queues the dead had opened: its repair
+     * finds the lease and gives the message back. */
+    struct shmq_repair_report rep = {.size = sizeof(rep)};
+    cr_assert_eq(shmq_admin_repair(g_admin, dead, &rep), 1);
+    cr_assert_eq(rep.redelivered, 1,
+                 "repair of the dead found %llu leases (its entry was "
+                 "overwritten by the registrant)",
+                 (unsigned long long)rep.redelivered);
+    shmq_msg_t m;
+    cr_assert_eq(shmq_lease(q, &m, 0), 0);
+    cr_assert_eq(m.id, g_race.dead.id);
+    cr_assert_eq(m.deliveries, 2);
+    cr_assert_eq(shmq_ack(q, &m), 0);
+    close(lock_fd);
+    shmq__reg_close(&reg);
+    close(g_race.fds[0]);
+    close(g_race.fds[1]);
+    shmq_close(q);
+}
+
+/* ---- (i) the admin lock of a dead process with a live fork child -------------- */
+
+struct forker {
+    int up;            /* reports to the test */
+    int hold_r, hold_w; /* the grandchild lives until hold_w closes */
+};
+
+static void die_now(void)
+{
+    raise(SIGKILL);
+}
+
+/* Opens a queue, forks a child that never uses shmq again (it only keeps
+ * what fork gave it), then closes its handle: the last one, so it repairs
+ * itself under the admin lock, and it is killed holding that lock. */
+static void forker_main(const void *arg)
+{
+    const struct forker *f = arg;
+    shmq_t *q = open_q("q");
+    pid_t c = fork();
+    CHILD_REQUIRE(c >= 0, "fork");
+    if (c == 0) {
+        char b;
+        close(f->hold_w);
+        while (read(f->hold_r, &b, 1) < 0 && errno == EINTR)
+            ;
+        _exit(0);
+    }
+    struct hello h = {.pid = (int32_t)c};
+    CHILD_REQUIRE(shmq_token(q, &h.token) == 0, "token");
+    say(f->up, &h);
+    g_admin_hook = die_now;
+    shmq_close(q);
+    CHILD_REQUIRE(0, "closed its handle without taking the admin lock");
+}
+
+Test(repair, fork_child_does_not_keep_a_dead_parents_admin_lock)
+{
+    create_q("q", 16, 5);
+    int up[2], hold[2];
+    make_pipe(up);
+    make_pipe(hold);
+    struct forker f = {up[1], hold[0], hold[1]};
+    pid_t p = spawn(forker_main, &f);
+    struct hello h = hear(up[0]);
+    track((pid_t)h.pid); /* the grandchild: killed by teardown if need be */
+    int st = wait_kid(p);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+              "the forker was not killed holding the admin lock (%#x)", st);
+
+    struct shmq__reg reg;
+    cr_assert_eq(shmq__reg_open(inst(), 0, NULL, &reg), 0);
+    int held = shmq__lock_held(reg.fd, SHMQ_LOCK_ADMIN);
+    shmq__reg_close(&reg);
+    if (held != 0) {
+        /* Let the test end: every admin call would wait for the lock. */
+        kill((pid_t)h.pid, SIGKILL);
+        untrack((pid_t)h.pid);
+        cr_assert_fail("the admin lock of the dead process is still held "
+                       "(%d): its fork child kept the description it was "
+                       "taken through (a descriptor, or the mapping)",
+                       held);
+    }
+    /* The dead is repaired as any other. */
+    cr_assert_eq(shmq_admin_reap(g_admin, NULL), 1);
+    cr_assert_eq(shmq_admin_alive(g_admin, h.token), 0);
+    close(hold[1]);
+    close(hold[0]);
+    close(up[0]);
+    close(up[1]);
 }

@@ -885,6 +885,48 @@ Test(segment, corrupt_length_is_dropped)
     shmq_close(q);
 }
 
+/* The same for a message waiting for redelivery: it is taken out of the
+ * ring (one -EBADMSG) instead of failing every later receive, which would
+ * take redeliveries first and meet it again each time. */
+Test(segment, corrupt_length_of_a_redelivery_is_dropped)
+{
+    mkq("q", 4, 16, 0, 0, 0);
+    shmq_t *q = NULL;
+    cr_assert_eq(try_open("q", &q), 0);
+    cr_assert_eq(shmq_send(q, "bad", 3, 0), 0);
+    shmq_msg_t m;
+    cr_assert_eq(shmq_lease(q, &m, 0), 0);
+    cr_assert_eq(shmq_nack(q, &m), 0);
+    cr_assert_eq(shmq_send(q, "good", 4, 0), 0);
+    struct seg s = seg_map("q");
+    struct shmq_q_hdr *h = (struct shmq_q_hdr *)s.base;
+    struct shmq_ring_hdr *rh = (struct shmq_ring_hdr *)(s.base + h->main_off);
+    struct shmq_slot *s0 =
+        (struct shmq_slot *)((uint8_t *)rh + rh->slots_off);
+    cr_assert_eq(shmq_w_phase(atomic_load(&s0->word)), SHMQ_PH_RETRY);
+    uint32_t len = 17;
+    memcpy(&s0->len, &len, sizeof(len));
+    char buf[64];
+    cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EBADMSG);
+    cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), 4,
+                 "the corrupt redelivery still blocks the queue");
+    cr_assert_eq(memcmp(buf, "good", 4), 0);
+    cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
+    struct shmq_stats st;
+    st.size = sizeof(st);
+    cr_assert_eq(shmq_stats(q, &st), 0);
+    cr_assert_eq(st.retry_pending, 0);
+    cr_assert_eq(st.depth, 0);
+    cr_assert_eq(atomic_load(&rh->retry_count), 0);
+    /* The slot is usable again. */
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(shmq_send(q, "x", 1, 0), 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), 1);
+    seg_unmap(&s);
+    shmq_close(q);
+}
+
 /* A bad phase in the slot at the head: -EBADMSG, not a hang, not a wild
  * read, for every call that walks the ring. */
 Test(segment, corrupt_phase_at_head)

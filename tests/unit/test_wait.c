@@ -10,7 +10,10 @@
  *   - no lost wakeup over 100,000 sleep/wake round trips;
  *   - signals (no SA_RESTART, every millisecond) neither end a wait early
  *     nor stretch its deadline;
- *   - deleting a queue wakes every sleeper with -EIDRM.
+ *   - deleting a queue wakes every sleeper with -EIDRM;
+ *   - waiter counts die with the waiter: a consumer killed in its sleep is
+ *     counted while it sleeps and no longer once it is dead; threads of
+ *     one process beyond its 16 sleep records sleep and wake uncounted.
  * Waiting for a child to be asleep is a bounded poll of the sleeper
  * counts in shmq_stats, never a sleep for luck.
  */
@@ -18,6 +21,7 @@
 #include <shmq/admin.h>
 #include <shmq/shmq.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -689,4 +693,178 @@ Test(wait, delete_wakes_sleepers_with_eidrm)
     cr_assert_eq(shmq_send(f, "x", 1, 0), -EIDRM);
     shmq_close(e);
     shmq_close(f);
+}
+
+/* ---- (7) waiter counts die with the waiter --------------------------------- */
+
+/* The three ways to read a queue's counters: the handle, the name (read
+ * only) and the admin API (info, list). Asserts they agree on the waiter
+ * counts. */
+static void check_waiting(shmq_t *q, uint32_t producers, uint32_t consumers,
+                          const char *when)
+{
+    struct shmq_stats st = stats_of(q);
+    cr_assert(st.producers_waiting == producers &&
+                  st.consumers_waiting == consumers,
+              "%s: shmq_stats says %u producers, %u consumers waiting; "
+              "expected %u, %u",
+              when, st.producers_waiting, st.consumers_waiting, producers,
+              consumers);
+    struct shmq_stats bn = {.size = sizeof(bn)};
+    int rc = shmq_stats_by_name(shmq_admin_instance(g_admin), shmq_name(q),
+                                &bn);
+    cr_assert_eq(rc, 0, "stats_by_name: %s", shmq_strerror(rc));
+    cr_assert(bn.producers_waiting == producers &&
+                  bn.consumers_waiting == consumers,
+              "%s: shmq_stats_by_name says %u, %u; expected %u, %u", when,
+              bn.producers_waiting, bn.consumers_waiting, producers,
+              consumers);
+    struct shmq_queue_info info;
+    rc = shmq_admin_info(g_admin, shmq_name(q), &info);
+    cr_assert_eq(rc, 0, "admin_info: %s", shmq_strerror(rc));
+    cr_assert(info.stats.producers_waiting == producers &&
+                  info.stats.consumers_waiting == consumers,
+              "%s: shmq_admin_info says %u, %u; expected %u, %u", when,
+              info.stats.producers_waiting, info.stats.consumers_waiting,
+              producers, consumers);
+    struct shmq_queue_info list[4];
+    int n = shmq_admin_list(g_admin, list, 4);
+    cr_assert_eq(n, 1, "admin_list: %d", n);
+    cr_assert(list[0].stats.producers_waiting == producers &&
+                  list[0].stats.consumers_waiting == consumers,
+              "%s: shmq_admin_list says %u, %u; expected %u, %u", when,
+              list[0].stats.producers_waiting,
+              list[0].stats.consumers_waiting, producers, consumers);
+}
+
+static void recv_until_killed(const void *arg)
+{
+    (void)arg;
+    shmq_t *q = open_q("q", 0);
+    char buf[64];
+    ssize_t n = shmq_recv(q, buf, sizeof(buf), SHMQ_FOREVER);
+    CHILD_REQUIRE(0, "recv returned %zd; it should have slept until killed",
+                  n);
+}
+
+Test(wait, a_sleeper_killed_is_no_longer_counted)
+{
+    create_q("q", 4);
+    shmq_t *q = t_open(shmq_admin_instance(g_admin), "q");
+    unsigned kid = spawn(recv_until_killed, NULL);
+    await_sleepers(q, 1, 1);
+    check_waiting(q, 0, 1, "asleep");
+    cr_assert_eq(kill(g_kids[kid], SIGKILL), 0);
+    int st = t_wait(g_kids[kid], BOUND_MS);
+    g_kids[kid] = 0;
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+              "the sleeper ended by itself (status %#x)", st);
+    /* Killed, not yet repaired: its sleep record is still in the table
+     * but names a dead process. */
+    check_waiting(q, 0, 0, "killed, before repair");
+    cr_assert_eq(shmq_admin_reap(g_admin, NULL), 1);
+    check_waiting(q, 0, 0, "after reap");
+    /* The queue goes on: a new sleeper is counted and woken. */
+    struct wake_shared *sh = shared_alloc(sizeof(*sh));
+    atomic_store(&sh->got[0], -1);
+    struct sleeper who = {sh, 0};
+    kid = spawn(sleeping_consumer, &who);
+    await_sleepers(q, 1, 1);
+    int32_t v = 7;
+    cr_assert_eq(shmq_send(q, &v, sizeof(v), 0), 0);
+    reap_kid(kid, "sleeping consumer after the reap");
+    cr_assert_eq(atomic_load(&sh->got[0]), v);
+    check_waiting(q, 0, 0, "woken");
+    shmq_close(q);
+    munmap(sh, sizeof(*sh));
+}
+
+/* More threads of one process asleep than it has sleep records (16). The
+ * threads are the test's own (TSan cannot start threads in a child forked
+ * from a process with threads). */
+#define NTHREADS 18u
+
+struct thread_arg {
+    shmq_t *q;
+    pid_t tid;
+    _Atomic int ready; /* tid is set, the receive begins */
+    int32_t got;
+    ssize_t rc;
+};
+
+static void *thread_recv(void *arg)
+{
+    struct thread_arg *a = arg;
+    a->tid = gettid();
+    atomic_store(&a->ready, 1);
+    /* Bounded, so that a lost wakeup fails the test instead of hanging
+     * it, and longer than every wait of the test for the sleepers; the
+     * wait takes the same path as one without limit. */
+    a->rc = shmq_recv(a->q, &a->got, sizeof(a->got), 3 * BOUND_MS * MS);
+    return NULL;
+}
+
+/* 1 if thread tid of this process is asleep (state S) in the kernel. */
+static int task_sleeping(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* "tid (comm) S ...": the state follows the last ')'. */
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] == 'S';
+}
+
+Test(wait, threads_beyond_the_sleep_records_sleep_and_wake_uncounted)
+{
+    create_q("q", 32);
+    shmq_t *q = t_open(shmq_admin_instance(g_admin), "q");
+    shmq_t *rq = open_q("q", 0); /* spin 0: straight to sleep */
+    static struct thread_arg ta[NTHREADS];
+    pthread_t th[NTHREADS];
+    for (unsigned i = 0; i < NTHREADS; i++) {
+        ta[i].q = rq;
+        ta[i].got = -1;
+        atomic_store(&ta[i].ready, 0);
+        cr_assert_eq(pthread_create(&th[i], NULL, thread_recv, &ta[i]), 0);
+    }
+    /* Every thread has begun its receive (after which nothing but the
+     * futex puts it to sleep), and every one sleeps. */
+    unsigned asleep = 0;
+    for (int waited = 0; waited < BOUND_MS && asleep < NTHREADS; waited++) {
+        asleep = 0;
+        for (unsigned i = 0; i < NTHREADS; i++)
+            if (atomic_load(&ta[i].ready))
+                asleep += (unsigned)task_sleeping(ta[i].tid);
+        if (asleep < NTHREADS) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cr_assert_eq(asleep, NTHREADS, "%u of %u threads asleep", asleep,
+                 NTHREADS);
+    /* 16 records: two of the threads sleep uncounted. */
+    await_sleepers(q, 1, 16);
+    check_waiting(q, 0, 16, "18 threads asleep");
+    for (int32_t k = 0; k < (int32_t)NTHREADS; k++)
+        cr_assert_eq(shmq_send(q, &k, sizeof(k), 0), 0);
+    uint32_t seen = 0;
+    for (unsigned i = 0; i < NTHREADS; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(ta[i].rc, (ssize_t)sizeof(int32_t),
+                     "thread %u: %zd (%s)", i, ta[i].rc,
+                     ta[i].rc < 0 ? shmq_strerror((int)ta[i].rc) : "short");
+        int32_t v = ta[i].got;
+        cr_assert(v >= 0 && v < (int32_t)NTHREADS, "thread %u got %d", i, v);
+        cr_assert_eq(seen & (1u << v), 0, "message %d received twice", v);
+        seen |= 1u << v;
+    }
+    check_waiting(q, 0, 0, "all woken");
+    shmq_close(rq);
+    shmq_close(q);
 }

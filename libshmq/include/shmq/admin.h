@@ -187,7 +187,10 @@ struct shmq_repair_report {
  * waiters are woken, and the table entry is freed with a new incarnation.
  * Idempotent: repairing a token that was already repaired (or whose entry
  * moved on) does nothing and returns 0.
- * Errors: -EBUSY (the process is alive), -EINVAL, -EBADMSG.
+ * Errors: -EBUSY (the process is alive), -EINVAL, -EBADMSG; or the error
+ * that kept one of its queues from being opened (-EACCES, -EMFILE, ...):
+ * what could be repaired was, the entry stays in the table (state DEAD)
+ * and a later repair or reap finishes.
  * rep may be NULL.
  */
 SHMQ_API int shmq_admin_repair(shmq_admin_t *a, uint32_t token,
