@@ -50,6 +50,7 @@ void shmq_queue_config_init(struct shmq_queue_config *c)
     c->gid = -1;
     c->max_deliveries = 5;
     c->dlq_capacity = 64;
+    c->timestamps = SHMQ_TS_COARSE;
 }
 
 static int pow2_in(uint32_t v, uint32_t lo, uint32_t hi)

@@ -261,7 +261,7 @@ Test(admin, config_defaults)
     cr_assert_eq(c.gid, -1);
     cr_assert_eq(c.max_deliveries, 5);
     cr_assert_eq(c.dlq_capacity, 64);
-    cr_assert_eq(c.timestamps, SHMQ_TS_PRECISE);
+    cr_assert_eq(c.timestamps, SHMQ_TS_COARSE);
     cr_assert_eq(c.lease_timeout_ns, 0);
     cr_assert_eq(shmq_queue_config_check(&c, &why), 0);
     cr_assert_null(why, "a good configuration has no complaint");

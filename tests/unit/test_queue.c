@@ -1158,7 +1158,7 @@ Test(queue, enqueue_timestamps)
     uint64_t lo, hi, at;
     struct shmq_queue_config c;
     shmq_queue_config_init(&c);
-    cr_assert_eq(c.timestamps, SHMQ_TS_PRECISE, "default mode");
+    cr_assert_eq(c.timestamps, SHMQ_TS_COARSE, "default mode");
 
     at = stamped("precise", SHMQ_TS_PRECISE, CLOCK_REALTIME, &lo, &hi);
     cr_assert(at >= lo && at <= hi, "precise: %llu not in [%llu, %llu]",

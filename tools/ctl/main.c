@@ -99,7 +99,7 @@ static const struct verb verbs[] = {
      "      --dlq-capacity N      dead-letter slots, a power of two (64)\n"
      "      --lease-timeout DUR   take back leases held longer, e.g. 30s\n"
      "                            (default: never)\n"
-     "      --timestamps MODE     precise, coarse or none (default precise)\n"
+     "      --timestamps MODE     precise, coarse or none (default coarse)\n"
      "  -q, --quiet               print nothing on success\n"},
     {"delete", 1, 1, O_SOCKET | O_QUIET, verb_delete, "delete NAME",
      "Delete a queue and every message in it (through shmqd).\n"

@@ -74,8 +74,9 @@ struct shmq_queue_config {
 /* Enqueue timestamps. Reading CLOCK_REALTIME costs 20-40 ns per message
  * on common virtual machines, a large part of a message's cost. */
 enum {
-    SHMQ_TS_PRECISE = 0, /* CLOCK_REALTIME at commit (default) */
-    SHMQ_TS_COARSE = 1,  /* CLOCK_REALTIME_COARSE: a few ms resolution */
+    SHMQ_TS_PRECISE = 0, /* CLOCK_REALTIME at commit */
+    SHMQ_TS_COARSE = 1,  /* CLOCK_REALTIME_COARSE, a few ms resolution
+                            (the default of shmq_queue_config_init) */
     SHMQ_TS_NONE = 2,    /* enqueue_ns is 0 */
 };
 
