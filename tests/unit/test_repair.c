@@ -1456,15 +1456,28 @@ static void forker_main(const void *arg)
 {
     const struct forker *f = arg;
     shmq_t *q = open_q("q");
+    int started[2];
+    CHILD_REQUIRE(pipe(started) == 0, "pipe");
     pid_t c = fork();
     CHILD_REQUIRE(c >= 0, "fork");
     if (c == 0) {
-        char b;
+        /* fork() has returned here, so the atfork handlers have run. */
+        char b = 1;
+        close(started[0]);
+        while (write(started[1], &b, 1) < 0 && errno == EINTR)
+            ;
         close(f->hold_w);
         while (read(f->hold_r, &b, 1) < 0 && errno == EINTR)
             ;
         _exit(0);
     }
+    /* Wait for the child to be past fork(): until then it may still share
+     * what the parent opened, whatever the library does. */
+    char b;
+    close(started[1]);
+    while (read(started[0], &b, 1) < 0 && errno == EINTR)
+        ;
+    close(started[0]);
     struct hello h = {.pid = (int32_t)c};
     CHILD_REQUIRE(shmq_token(q, &h.token) == 0, "token");
     say(f->up, &h);
