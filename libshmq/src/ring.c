@@ -212,8 +212,10 @@ int shmq__ring_claim(struct shmq__ring *r, unsigned owner,
             note_high_water(h, r->cap);
             return -EAGAIN;
         }
-        /* A slot ahead of the tail, or a lap behind and FREE: no legal
-         * history gives that; step on, but not forever. */
+        /* A slot a lap ahead of a tail that did not move on (a claimer
+         * died before helping the tail, and the slot was skipped and freed
+         * since): pass it. A lap behind and FREE, no legal history gives:
+         * step on too, but not forever. */
         if (++odd > r->cap)
             return -EBADMSG;
         help(&h->tail, pos);
@@ -312,6 +314,21 @@ static void retry_bit_clear(struct shmq__ring *r, uint32_t idx,
     uint64_t w = atomic_load_explicit(&s->word, memory_order_seq_cst);
     if (shmq_w_phase(w) == SHMQ_PH_RETRY)
         atomic_fetch_or_explicit(bw, bit, memory_order_seq_cst);
+}
+
+/* A process that dies between N1 and B1 leaves a RETRY slot without its
+ * bit, which consumers would never find. Whoever passes over every slot
+ * (repair, lease expiry) sets the bit of each RETRY slot it sees, whoever
+ * made it RETRY; a bit set for a slot that is no longer RETRY is cleared
+ * by the next consumer that looks (B2). */
+static void retry_bit_ensure(struct shmq__ring *r, uint32_t idx, uint64_t w)
+{
+    uint64_t bit = UINT64_C(1) << (idx & 63u);
+    if (shmq_w_phase(w) == SHMQ_PH_RETRY &&
+        !(atomic_load_explicit(&r->bitmap[idx >> 6], memory_order_relaxed) &
+          bit))
+        atomic_fetch_or_explicit(&r->bitmap[idx >> 6], bit,
+                                 memory_order_seq_cst);
 }
 
 /* Turn the lease `held` (a LEASED word) of slot idx into RETRY with
@@ -655,8 +672,10 @@ void shmq__ring_repair(struct shmq__ring *r, unsigned owner,
         struct shmq_slot *s = shmq__slot(r, idx);
         for (;;) {
             uint64_t w = atomic_load_explicit(&s->word, memory_order_seq_cst);
-            if (shmq_w_owner(w) != owner)
+            if (shmq_w_owner(w) != owner) {
+                retry_bit_ensure(r, idx, w);
                 break;
+            }
             unsigned ph = shmq_w_phase(w);
             if (ph == SHMQ_PH_WRITING) {
                 if (!atomic_compare_exchange_strong_explicit(
@@ -690,8 +709,10 @@ uint64_t shmq__ring_expire(struct shmq__ring *r, uint32_t now_ms)
     for (uint32_t idx = 0; idx < r->cap; idx++) {
         struct shmq_slot *s = shmq__slot(r, idx);
         uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-        if (shmq_w_phase(w) != SHMQ_PH_LEASED)
+        if (shmq_w_phase(w) != SHMQ_PH_LEASED) {
+            retry_bit_ensure(r, idx, w);
             continue;
+        }
         uint32_t at = atomic_load_explicit(&s->lease_ms, memory_order_relaxed);
         if (!at || (uint32_t)(now_ms - at) <= r->lease_timeout_ms)
             continue;

@@ -1187,3 +1187,36 @@ Test(segment, registry_layout_major)
     shmq_close(q);
     seg_unmap(&s);
 }
+
+/* A process that dies between making a slot RETRY (N1 in ring.c) and
+ * setting its retry bit (B1) leaves a redelivery no consumer can find.
+ * Any pass over every slot (lease expiry here; repair does the same) sets
+ * the bit again, so the message is delivered. */
+Test(segment, retry_without_its_bit_is_found_again)
+{
+    mkq("q", 4, 16, 0, 0, UINT64_C(60000000000));
+    shmq_t *q = NULL;
+    cr_assert_eq(try_open("q", &q), 0);
+    cr_assert_eq(shmq_send(q, "lost?", 5, 0), 0);
+    shmq_msg_t m;
+    cr_assert_eq(shmq_lease(q, &m, 0), 0);
+    cr_assert_eq(shmq_nack(q, &m), 0);
+    struct seg s = seg_map("q");
+    struct shmq_q_hdr *h = (struct shmq_q_hdr *)s.base;
+    struct shmq_ring_hdr *rh = (struct shmq_ring_hdr *)(s.base + h->main_off);
+    _Atomic uint64_t *bitmap =
+        (_Atomic uint64_t *)((uint8_t *)rh + rh->bitmap_off);
+    /* The state a nacker killed between N1 and B1 leaves. */
+    atomic_store(&bitmap[0], 0);
+    char buf[16];
+    cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN,
+                 "the redelivery was found without its bit");
+    cr_assert_geq(shmq_admin_expire_leases(adm, "q", 0), 0);
+    cr_assert_eq(shmq_lease(q, &m, 0), 0,
+                 "the redelivery is still lost after a pass over the slots");
+    cr_assert_eq(m.len, 5);
+    cr_assert_eq(m.deliveries, 2);
+    cr_assert_eq(shmq_ack(q, &m), 0);
+    seg_unmap(&s);
+    shmq_close(q);
+}
