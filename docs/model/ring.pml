@@ -3,46 +3,57 @@
  *
  * What is modelled (libshmq/src/ring.c, wait.c, repair.c):
  *   - a ring of NSLOT slots, each with one atomic state word
- *     (lap, phase, deliveries, owner), updated only by loads, stores
- *     and CAS;
+ *     (lap, phase, deliveries, owner), changed only by load, store, CAS;
  *   - head and tail as monotone position hints that anyone may help;
  *   - producers: claim FREE -> WRITING(me), help tail, write payload,
  *     publish READY (or abort to SKIP), post not-empty;
- *   - consumers: re-lease RETRY slots first (through retry_count), else
- *     scan from head: lease READY, free SKIP, pass LEASED/RETRY, stop at
- *     WRITING/FREE (empty); then ack (-> FREE(lap+1)) or nack (-> RETRY);
- *     past MAXD deliveries a message is dead-lettered;
+ *   - consumers: re-lease RETRY slots first (if retry_count > 0, through
+ *     the retry bitmap), else scan from head: lease READY, free SKIP, pass
+ *     LEASED/RETRY,
+ *     stop at WRITING/FREE (empty); then ack (-> FREE(lap+1)) or nack
+ *     (-> RETRY); past MAXD deliveries a message is dead-lettered;
  *   - eventcounts (not-empty, not-full): futex word, bit 0 = waiters,
  *     bits 1.. = epoch; futex_wait is an atomic compare-and-block,
  *     futex_wake wakes every sleeper on the word;
- *   - crashes: any producer or consumer may stop forever between any two
- *     steps (at most MAXCRASH in all, and never the last live consumer);
- *   - the repairer (shmqd calling repair): after a death, WRITING(dead)
- *     -> SKIP, LEASED(dead) -> RETRY, then wakes every waiter; it may
- *     itself be restarted in the middle of a pass and run it again.
+ *   - crashes: a producer or consumer may stop for good between any two
+ *     steps (at most MAXCRASH in all, never the last live consumer);
+ *   - making a slot RETRY (nack, repair): retry_count++, CAS to RETRY (N1),
+ *     set the slot's retry bit (B1); re-leasing one: CAS (C4),
+ *     retry_count--, clear the bit (B2: clear, re-load the word, set the
+ *     bit again if the slot went RETRY meanwhile);
+ *   - the repairer (shmqd running repair for a dead token): WRITING(dead)
+ *     -> SKIP, LEASED(dead) -> RETRY, sets the bit of every RETRY slot,
+ *     then wakes every waiter; it may be restarted in the middle of a pass
+ *     and run the whole repair again.
+ *
+ * One step of a process = one access to shared memory (load, store, CAS,
+ * fetch_or, futex call) together with the local computation after it;
+ * "atomic" below never joins two accesses to shared memory, only an
+ * access with ghost bookkeeping.
  *
  * Properties (see README.md): assertions for unique ownership, ack-once,
- * bounded duplicates, payload integrity and the retry_count invariant;
- * end-state checks (no invalid end state) for no stuck slot and no lost
- * wakeup; a non-progress check (-DNP) for livelock.
+ * bounded duplicates and the retry_count invariant; the valid-end-state
+ * check for no stuck slot and no lost wakeup; a non-progress check (-DNP)
+ * for livelock.
  *
  * Switches (-D...):
  *   NSLOT NPROD NMSGP NCONS MAXD MAXCRASH MAXABORT MAXNACK MAXRESTART
- *                      model size (defaults below)
+ *   CRASH_PROD CRASH_CONS   model size and who may crash (defaults below)
+ * Known-bad variants, each of which spin must reject (check.sh checks it):
  *   BROKEN_EC=1        waiter sleeps right after setting the waiters bit,
- *                      without re-checking the ring          (must fail)
+ *                      without re-checking the ring
  *   BROKEN_EC=2        poster reads the eventcount word before its
- *                      publishing store is visible (no fence)  (must fail)
- *   RC_AFTER           retry_count++ after the CAS that makes a slot
- *                      RETRY instead of before it              (must fail)
- *   TAIL_RELOAD        producer that finds a slot a lap ahead of its
- *                      position re-reads tail instead of passing the
- *                      position                                (must fail)
+ *                      publishing store is visible (no full fence)
+ *   RC_AFTER           retry_count++ after the CAS that makes a slot RETRY
+ *   TAIL_RELOAD        a producer that finds the slot a lap ahead of its
+ *                      position re-reads tail instead of passing the position
+ *   HEAD_RELOAD        the same on the consumer side: re-read head
  *   ABORT_NO_POST      producer abort (WRITING -> SKIP) does not post
- *                      not-empty                               (must fail)
- *   REPAIR_COND_WAKE   repair posts like an ordinary poster (wakes only if
- *                      the waiters bit is set) instead of always waking
- *                                                              (must fail)
+ *                      not-empty
+ *   REPAIR_COND_WAKE   repair wakes like an ordinary poster (only if the
+ *                      waiters bit is set) instead of always
+ *   BIT_NO_REPAIR      repair does not set the retry bit of RETRY slots it
+ *                      does not itself make RETRY
  */
 
 #ifndef NSLOT
@@ -63,6 +74,12 @@
 #ifndef MAXCRASH
 #define MAXCRASH 1      /* producer/consumer crashes in all */
 #endif
+#ifndef CRASH_PROD
+#define CRASH_PROD 1    /* producers may crash */
+#endif
+#ifndef CRASH_CONS
+#define CRASH_CONS 1    /* consumers may crash (never the last live one) */
+#endif
 #ifndef MAXABORT
 #define MAXABORT 1      /* producer aborts in all */
 #endif
@@ -73,15 +90,19 @@
 #define MAXRESTART 1    /* repairer restarts in all */
 #endif
 
+#ifndef EC_MOD
+#define EC_MOD 256      /* eventcount word values: 1 waiters bit + 7 epoch bits */
+#endif
+
 #if NSLOT != 2
-#error "the invariants (NRETRY, Monitor) are written for NSLOT == 2"
+#error "the retry_count invariant (NRETRY) is written for NSLOT == 2"
 #endif
 
 #define NMSG  (NPROD * NMSGP)
 #define NPROC (NPROD + NCONS)
 
-/* phases */
-#define FREE    0       /* so that the initial all-zero state is FREE(lap 0) */
+/* phases; FREE is 0 so that the initial all-zero state is FREE(lap 0) */
+#define FREE    0
 #define WRITING 1
 #define READY   2
 #define LEASED  3
@@ -97,449 +118,476 @@
 #define M_UNSENT  0
 #define M_WRITING 1     /* claimed, not published */
 #define M_READY   2     /* published: READY, LEASED or RETRY */
-#define M_SKIPPED 3     /* never published (abort, or producer died) */
-#define M_ACKED   4
-#define M_DEAD    5     /* dead-lettered */
+#define M_SKIPPED 3     /* never published (abort, or producer died): SKIP */
+#define M_DONE    4     /* acked, dead-lettered, or its SKIP slot freed */
 
-/* ---- shared memory ---------------------------------------------------- */
+/* ---- shared memory ------------------------------------------------------ */
 
 /* slot state word, one atomic unit: lap | phase | deliveries | owner */
 byte slap[NSLOT];
 byte sph[NSLOT];
 byte sdlv[NSLOT];
 byte sown[NSLOT];
-byte sdata[NSLOT];      /* payload: message id + 1 (0: nothing written) */
 
-byte tail;              /* hints */
-byte head;
-short retry_count;      /* slots in RETRY (an upper bound, see README) */
-byte ec[2];             /* eventcount words: bit 0 waiters, bits 1.. epoch */
+byte  tail;             /* hints */
+byte  head;
+short retry_count;      /* an upper bound on the slots in RETRY */
+bit   rbit[NSLOT];      /* retry bitmap: how consumers find RETRY slots */
+byte  ec[2];            /* eventcount words: bit 0 waiters, bits 1.. epoch */
 
-/* ---- ghost state (not in shared memory) ------------------------------- */
+/* ---- ghost state (not in shared memory) --------------------------------- */
 
 byte slp[NPROC];        /* futex: 0 awake, 1 + word index while blocked */
-byte smsg[NSLOT];       /* which message the slot carries */
+byte smsg[NSLOT];       /* which message the slot carries (the payload) */
 byte held[NSLOT];       /* live processes that believe they own the slot */
-byte hold[NPROC];       /* slot + 1 that a process believes it owns */
+byte hold[NPROC];       /* 1 + slot a process believes it owns, 0 none */
 byte busy;              /* slots not FREE */
 byte mst[NMSG];         /* M_* */
-byte delivered[NMSG];   /* leases returned to the application */
+byte delivered[NMSG];   /* deliveries to the application */
 byte dlqc[NMSG];        /* copies made into the dead-letter ring */
 byte nacks[NMSG];
-byte diedholding[NMSG];  /* lessees that died holding the message */
-bit  kill[NPROC];       /* crash requested: the process stops now */
-bit  dead[NPROC];       /* crashed (what the supervisor learns) */
+byte diedholding[NMSG]; /* lessees that died holding the message */
+bit  kill[NPROC];       /* crashed: the process stops at once */
+bit  dead[NPROC];       /* crashed, as the supervisor learns it */
 bit  fin[NPROC];        /* producer done / consumer exited */
-byte ndead;             /* crashes that happened */
-byte crashes;           /* crashes requested */
-byte calive = NCONS;    /* consumers not killed */
+bit  rep[NPROC];        /* repair of a dead process taken up */
+byte ndead;             /* crashes */
+byte nrep;              /* repairs taken up */
+byte calive = NCONS;    /* consumers alive */
 byte pfin;              /* producers done or dead */
 byte aborts;
 byte nnack;
 byte restarts;
-bit  rep[NPROC];        /* repair of a dead process taken up */
-byte nrep;
 
-/* every message is accounted for and every slot is FREE: the queue is
- * drained and nothing more can come; lets consumers exit */
+/* Every producer is done or dead and every slot is FREE: nothing more can
+ * happen in the ring.  Lets consumers exit (the harness closing the queue);
+ * never true while any work is left. */
 #define FINISHED (pfin == NPROD && busy == 0)
 
 #define NRETRY ((sph[0] == RETRY -> 1 : 0) + (sph[1] == RETRY -> 1 : 0))
 
-/* ---- primitives -------------------------------------------------------- */
+/* ---- eventcount primitives ---------------------------------------------- */
 
-/* CAS(hint, pos, pos + 1): help a hint past a claimed position */
-inline help(h, p)
-{
-    atomic { if :: h == p -> h = p + 1 :: else -> skip fi }
-}
-
-/* futex_wake(word, INT_MAX) */
+/* futex_wake(word, INT_MAX): wakes every process blocked on the word */
+#define WAKE1(w, q) if :: slp[q] == w + 1 -> slp[q] = 0 :: else -> skip fi
 inline futex_wake(w)
 {
     d_step {
-        j = 0;
-        do
-        :: j < NPROC -> if :: slp[j] == w + 1 -> slp[j] = 0 :: else -> skip fi; j++
-        :: else -> j = 0; break
-        od
+        WAKE1(w, 0); WAKE1(w, 1);
+#if NPROC > 2
+        WAKE1(w, 2);
+#endif
+#if NPROC > 3
+        WAKE1(w, 3);
+#endif
+#if NPROC > 4
+        WAKE1(w, 4);
+#endif
+#if NPROC > 5
+        WAKE1(w, 5);
+#endif
+        skip
     }
 }
 
-/* ec_post: after the state change is published, full fence; if someone
- * waits, clear the bit and bump the epoch with one CAS; the CAS winner
- * wakes everybody (at most one wake per sleep). */
-inline ec_post_check(w)
-{
-    if
-    :: (pv & 1) ->
-        atomic {
-            if
-            :: ec[w] == pv -> assert(pv < 250); ec[w] = pv + 1; pv = 1
-            :: else -> pv = 0
-            fi
-        }
-        if :: pv == 1 -> futex_wake(w) :: else -> skip fi
-    :: else -> skip
-    fi;
-    pv = 0
-}
+/* ec_post, second half: if someone waits (bit 0 of the value read after
+ * the fence), CAS(word, v, v + 1) clears the bit and bumps the epoch; the
+ * CAS winner wakes all: at most one FUTEX_WAKE per sleep.  Continues at L.
+ * (Macros, not inlines, because they take a label.) */
+#define EC_POST_CHECK(w, L) \
+    atomic { if :: !(pv & 1) -> pv = 0; goto L :: else -> skip fi }; \
+    atomic { \
+        if \
+        :: ec[w] == pv -> ec[w] = (pv + 1) % EC_MOD; pv = 0 \
+        :: else -> pv = 0; goto L \
+        fi \
+    }; \
+    futex_wake(w); \
+    goto L
 
-inline ec_post(w)
-{
-    pv = ec[w];
-    ec_post_check(w)
-}
+/* ec_post: (the state change is published) full fence; v = load(word) */
+#define EC_POST(w, L) \
+    atomic { pv = ec[w]; if :: !(pv & 1) -> pv = 0; goto L :: else -> skip fi }; \
+    EC_POST_CHECK(w, L)
 
-/* ec_prepare: v = load(word); if !(v & 1) v = fetch_or(word, 1) | 1 */
+/* ec_prepare: v = load(word); if (!(v & 1)) v = fetch_or(word, 1) | 1;
+ * then the caller re-checks the ring before sleeping */
 inline ec_prepare(w)
 {
-    v = ec[w];
-    if
-    :: !(v & 1) -> atomic { ec[w] = ec[w] | 1; v = ec[w] }
-    :: else -> skip
-    fi
+    atomic { v = ec[w]; if :: (v & 1) -> goto prepared :: else -> skip fi }
+    atomic { v = ec[w] | 1; ec[w] = v }     /* fetch_or: one atomic RMW */
+prepared:
+    armed = 1
 }
 
-/* futex_wait(word, v): sleeps only if word == v, atomically; returns when
- * woken.  Consumers also leave when the run is FINISHED (the harness
- * closing the queue); that escape is never enabled while any work is left. */
+/* futex_wait(word, v): blocks only if word == v, atomically, until woken.
+ * Consumers may also leave once the run is FINISHED. */
 inline futex_wait(w, extra)
 {
     atomic {
         if
-        :: ec[w] == v -> slp[me] = w + 1
+        :: ec[w] == v -> slp[_pid] = w + 1
         :: else -> skip
         fi
     }
-    (slp[me] == 0 || extra);
-    slp[me] = 0; v = 0
+    atomic { (slp[_pid] == 0 || extra) -> slp[_pid] = 0; v = 0; armed = 0 }
 }
 
-/* ---- producer ------------------------------------------------------------ */
+/* ---- producer ----------------------------------------------------------- */
 
 active [NPROD] proctype Producer()
 {
-    byte me = _pid;
-    byte k, m, pos, i, wl, wp, v, pv, j;
+    byte k, m, pos, i, wl, wp, v, pv;
     bit armed;
 
     {
-    assert(me < NPROD);
+    assert(_pid < NPROD);
 top:
+    atomic {
         if
-        :: k == NMSGP -> goto done
-        :: else -> skip
-        fi;
-        m = me * NMSGP + k;
-reload:
-        pos = tail;
+        :: k == NMSGP -> fin[_pid] = 1; pfin++; goto done
+        :: else -> m = _pid * NMSGP + k; pos = tail    /* load tail */
+        fi
+    }
 look:
-        assert(pos <= NMSG);
-        atomic { i = pos % NSLOT; wl = slap[i]; wp = sph[i] }
+    atomic {
+        /* load the slot word at pos */
+        assert(pos < NMSG);
+        i = pos % NSLOT; wl = slap[i]; wp = sph[i];
         if
-        :: wl == pos / NSLOT && wp == FREE ->
-            /* claim: CAS FREE(lap) -> WRITING(lap, me) */
-            atomic {
-                if
-                :: slap[i] == wl && sph[i] == FREE ->
-                    sph[i] = WRITING; sown[i] = me; sdlv[i] = 0;
-                    assert(held[i] == 0);
-                    held[i] = 1; hold[me] = i + 1;
-                    smsg[i] = m; assert(mst[m] == M_UNSENT); mst[m] = M_WRITING;
-                    busy++; wl = 0; wp = 0
-                :: else -> wl = 0; wp = 0; goto look
-                fi
-            }
-        :: wl == pos / NSLOT && wp != FREE ->
-            /* claimed by another: help tail, next position */
-            wl = 0; wp = 0;
-            help(tail, pos); pos++; goto look
+        :: wl == pos / NSLOT && wp == FREE -> goto claim
+        :: wl == pos / NSLOT && wp != FREE -> wl = 0; wp = 0; goto pass
         :: wl > pos / NSLOT ->
             wl = 0; wp = 0;
 #ifdef TAIL_RELOAD
-            goto reload
+            pos = 0; goto reload
 #else
-            /* position already used and freed: pass it */
-            help(tail, pos); pos++; goto look
+            goto pass           /* pos was used and freed already: pass it */
 #endif
         :: wl < pos / NSLOT ->
-            /* the slot still holds the previous lap: full */
-            wl = 0; wp = 0;
-            if
-            :: !armed -> ec_prepare(NF); armed = 1; pos = 0; goto reload   /* re-check */
-            :: else -> futex_wait(NF, false); armed = 0; pos = 0; goto reload
-            fi
-        fi;
+            /* the slot still holds the previous lap: full, wait for not-full */
+            wl = 0; wp = 0; pos = 0;
+            if :: !armed -> goto pprep :: else -> goto psleep fi
+        fi
+    }
+pass:
+    /* help: CAS(tail, pos, pos + 1); next position */
+    atomic { if :: tail == pos -> tail = pos + 1 :: else -> skip fi; pos++; goto look }
+reload:
+    atomic { pos = tail; goto look }
+pprep:
+    ec_prepare(NF); goto reload         /* then re-check */
+psleep:
+    futex_wait(NF, false); goto reload
 
-        /* claimed slot i at pos */
-        armed = 0; v = 0;
-        help(tail, pos);
-        pos = 0;
-        sdata[i] = m + 1;                       /* write header and payload */
-#if BROKEN_EC == 2
-        pv = ec[NE];                            /* load hoisted above the store */
-#endif
+claim:
+    /* CAS FREE(lap) -> WRITING(lap, me) */
+    atomic {
         if
-        :: aborts < MAXABORT ->
-            /* abort: WRITING(me) -> SKIP(lap) */
-            atomic {
-                assert(sph[i] == WRITING && sown[i] == me);
-                sph[i] = SKIP; sown[i] = NONE;
-                held[i] = 0; hold[me] = 0; aborts++;
-                mst[m] = M_SKIPPED
-            }
-#ifdef ABORT_NO_POST
-            pv = 0;
-            goto sent;
-#endif
-        :: true ->
-            /* publish: store READY(lap, 0, NONE) */
-            atomic {
-                assert(sph[i] == WRITING && sown[i] == me);
-                sph[i] = READY; sown[i] = NONE;
-                held[i] = 0; hold[me] = 0;
-                mst[m] = M_READY
-            }
-        fi;
+        :: slap[i] == wl && sph[i] == FREE ->
+            sph[i] = WRITING; sown[i] = _pid; sdlv[i] = 0;
+            assert(held[i] == 0);               /* unique ownership */
+            held[i] = 1; hold[_pid] = i + 1;
+            smsg[i] = m; assert(mst[m] == M_UNSENT); mst[m] = M_WRITING;
+            busy++; wl = 0; wp = 0; armed = 0; v = 0
+        :: else -> wl = 0; wp = 0; goto look
+        fi
+    }
+    /* help: CAS(tail, pos, pos + 1), failure ignored */
+    atomic { if :: tail == pos -> tail = pos + 1 :: else -> skip fi; pos = 0 }
+    /* write header and payload: private to the owner, not modelled */
 #if BROKEN_EC == 2
-        ec_post_check(NE);
-#else
-        ec_post(NE);
+    pv = ec[NE];                /* the load is performed before the store */
 #endif
-sent:
-        i = 0;
-        k++;
-        goto top;
+    if
+    :: atomic {
+        aborts < MAXABORT ->
+        /* abort: store WRITING(me) -> SKIP(lap) */
+        assert(sph[i] == WRITING && sown[i] == _pid);
+        sph[i] = SKIP; sown[i] = NONE;
+        held[i] = 0; hold[_pid] = 0; aborts++;
+        mst[m] = M_SKIPPED; i = 0; m = 0; k++
+       }
+#ifdef ABORT_NO_POST
+        pv = 0; goto top
+#endif
+    :: atomic {
+        /* publish: store READY(lap, 0, NONE) */
+        assert(sph[i] == WRITING && sown[i] == _pid);
+        sph[i] = READY; sown[i] = NONE;
+        held[i] = 0; hold[_pid] = 0;
+        mst[m] = M_READY; i = 0; m = 0; k++
+       }
+    fi;
+#if BROKEN_EC == 2
+    EC_POST_CHECK(NE, top);
+#else
+    EC_POST(NE, top);
+#endif
 done:
-        atomic { fin[me] = 1; pfin++ }
+    skip
     } unless {
-        kill[me] ->
-        atomic {
-            dead[me] = 1; ndead++; pfin++;
-            slp[me] = 0;
-            if
-            :: hold[me] -> held[hold[me] - 1] = 0; hold[me] = 0
-            :: else -> skip
-            fi
-        }
+        /* crashed: the Killer did the bookkeeping; stop here for good */
+        kill[_pid] -> d_step { k = 0; m = 0; pos = 0; i = 0; wl = 0; wp = 0; v = 0; pv = 0; armed = 0 }
     }
 }
 
-/* ---- consumer ------------------------------------------------------------ */
+/* ---- consumer ----------------------------------------------------------- */
 
 active [NCONS] proctype Consumer()
 {
-    byte me = _pid;
-    byte pos, i, wl, wp, wd, m, v, pv, j;
+    byte pos, i, wl, wp, wd, m, v, pv, j, rb;
     bit armed;
 
     {
-    assert(me >= NPROD && me < NPROC);
+    assert(_pid >= NPROD && _pid < NPROC);
 top:
+    atomic {
         if
         :: FINISHED -> goto done
         :: else -> skip
         fi;
-attempt:
-        /* 1. redeliveries first */
+        /* 1. redeliveries first: load retry_count */
         if
-        :: retry_count > 0 ->
-            i = 0;
-            do
-            :: i < NSLOT ->
-                atomic { wl = slap[i]; wp = sph[i]; wd = sdlv[i] }
-                if
-                :: wp == RETRY ->
-                    /* CAS RETRY(lap, d, NONE) -> LEASED(lap, d + 1, me) */
-                    atomic {
-                        if
-                        :: slap[i] == wl && sph[i] == RETRY && sdlv[i] == wd && sown[i] == NONE ->
-                            sph[i] = LEASED; sdlv[i] = wd + 1; sown[i] = me;
-                            assert(held[i] == 0);
-                            held[i] = 1; hold[me] = i + 1;
-                            m = smsg[i];
-                            goto got_retry
-                        :: else -> skip
-                        fi
-                    }
-                :: else -> skip
-                fi;
-                wl = 0; wp = 0; wd = 0;
-                i++
-            :: else -> i = 0; break
-            od
+        :: retry_count > 0 -> goto rload
+        :: else -> skip
+        fi
+    }
+headscan:
+    /* 2. new messages: pos = head */
+    atomic { pos = head; goto look }
+
+rload:
+    /* load the retry bitmap (one word) */
+    atomic { rb = (rbit[0] -> 1 : 0) + (rbit[1] -> 2 : 0); i = 0 }
+rscan:
+    atomic {
+        /* next set bit */
+        do
+        :: i < NSLOT && !(rb & (1 << i)) -> i++
+        :: else -> break
+        od;
+        if
+        :: i == NSLOT -> i = 0; rb = 0; goto headscan
         :: else -> skip
         fi;
-
-        /* 2. new messages from head */
-        pos = head;
-look:
-        assert(pos <= NMSG);
-        atomic { i = pos % NSLOT; wl = slap[i]; wp = sph[i] }
+        /* load the slot word */
+        wl = slap[i]; wp = sph[i]; wd = sdlv[i];
         if
-        :: wl == pos / NSLOT && wp == READY ->
-            /* lease: CAS READY(lap) -> LEASED(lap, 1, me) */
-            atomic {
-                if
-                :: slap[i] == wl && sph[i] == READY ->
-                    sph[i] = LEASED; sdlv[i] = 1; sown[i] = me;
-                    assert(held[i] == 0);
-                    held[i] = 1; hold[me] = i + 1;
-                    m = smsg[i]; wl = 0; wp = 0
-                :: else -> wl = 0; wp = 0; goto look
-                fi
-            }
-            help(head, pos);
-            pos = 0;
-            goto deliver
-        :: wl == pos / NSLOT && wp == SKIP ->
-            /* CAS SKIP(lap) -> FREE(lap + 1) */
-            atomic {
-                if
-                :: slap[i] == wl && sph[i] == SKIP ->
-                    slap[i] = wl + 1; sph[i] = FREE; busy--;
-                    sdata[i] = 0; smsg[i] = 0; wl = 0; wp = 0
-                :: else -> wl = 0; wp = 0; goto look
-                fi
-            }
-            help(head, pos);
-            ec_post(NF);
-            pos++; goto look
-        :: wl == pos / NSLOT && (wp == LEASED || wp == RETRY) ->
-            wl = 0; wp = 0;
-            help(head, pos); pos++; goto look
-        :: wl > pos / NSLOT ->
-            /* position already used and freed: pass it */
-            wl = 0; wp = 0;
-            help(head, pos); pos++; goto look
-        :: (wl == pos / NSLOT && (wp == WRITING || wp == FREE)) || wl < pos / NSLOT ->
-            /* empty */
-            wl = 0; wp = 0; pos = 0;
-#if BROKEN_EC == 1
-            ec_prepare(NE);
-            futex_wait(NE, FINISHED);
-            goto top
-#else
+        :: wp == RETRY -> goto rcas
+        :: else -> wl = 0; wp = 0; wd = 0; goto rclear
+        fi
+    }
+rclear:
+    /* B2 for a bit whose slot is not RETRY: clear it, re-load the word,
+     * set it back if the slot went RETRY meanwhile */
+    atomic { rbit[i] = 0 }
+    atomic { if :: sph[i] == RETRY -> skip :: else -> i++; goto rscan fi }
+    atomic { rbit[i] = 1; i++; goto rscan }
+rcas:
+    /* C4: CAS RETRY(lap, d, NONE) -> LEASED(lap, d + 1, me) */
+    atomic {
+        if
+        :: slap[i] == wl && sph[i] == RETRY && sdlv[i] == wd && sown[i] == NONE ->
+            sph[i] = LEASED; sdlv[i] = wd + 1; sown[i] = _pid;
+            assert(held[i] == 0);               /* unique ownership */
+            held[i] = 1; hold[_pid] = i + 1;
+            m = smsg[i]; wl = 0; rb = 0;
+            assert(mst[m] == M_READY);
             if
-            :: !armed -> ec_prepare(NE); armed = 1; goto attempt   /* re-check */
-            :: else -> futex_wait(NE, FINISHED); armed = 0; goto top
+            :: wd + 1 <= MAXD ->
+                delivered[m]++;                 /* bounded duplicates */
+                assert(delivered[m] <= 1 + diedholding[m] + nacks[m])
+            :: else -> skip
             fi
-#endif
-        fi;
-
-got_retry:
-        wl = 0; wp = 0;
-        /* retry_count--: after the CAS, so it never undercounts */
+        :: else -> wl = 0; wp = 0; wd = 0; i++; goto rscan
+        fi
+    }
+    /* retry_count--: after the CAS, so it never undercounts */
+    atomic {
 #ifndef RC_AFTER
         assert(retry_count > 0);
 #endif
-        retry_count--;
+        retry_count--
+    }
+    /* B2: clear the bit (the word is ours now: its re-load cannot see
+     * RETRY, so nothing is set back) */
+    atomic {
+        rbit[i] = 0;
         if
-        :: wd + 1 > MAXD ->
-            wd = 0;
-            /* dead-letter: copy to the dead-letter ring, then free */
-            atomic {
-                assert(sdata[i] == m + 1);
-                dlqc[m]++;
-                assert(dlqc[m] <= 1 + diedholding[m])
-            }
-            atomic {
-                wl = slap[i];
-                assert(sph[i] == LEASED && sown[i] == me);   /* CAS cannot fail */
-                slap[i] = wl + 1; sph[i] = FREE; sown[i] = NONE; sdlv[i] = 0; busy--;
-                held[i] = 0; hold[me] = 0;
-                assert(mst[m] == M_READY); mst[m] = M_DEAD;
-                sdata[i] = 0; smsg[i] = 0; wl = 0
-            }
-            ec_post(NF);
-            armed = 0; i = 0; m = 0;
-            goto top
-        :: else -> wd = 0
-        fi;
+        :: wd + 1 <= MAXD -> wd = 0; wp = 0; goto deliver
+        :: else -> wd = 0; wp = 0
+        fi
+    }
+    /* dead-letter: copy into the dead-letter ring ... */
+    atomic {
+        dlqc[m]++;
+        assert(dlqc[m] <= 1 + diedholding[m])
+    }
+    /* ... then CAS LEASED(lap, d, me) -> FREE(lap + 1) */
+    atomic {
+        assert(sph[i] == LEASED && sown[i] == _pid);    /* cannot fail */
+        slap[i]++; sph[i] = FREE; sown[i] = NONE; sdlv[i] = 0; busy--;
+        held[i] = 0; hold[_pid] = 0;
+        assert(mst[m] == M_READY); mst[m] = M_DONE;     /* freed once */
+        delivered[m] = 0; dlqc[m] = 0; nacks[m] = 0; diedholding[m] = 0;
+        smsg[i] = 0; i = 0; m = 0; armed = 0
+    }
+    EC_POST(NF, top);
+
+look:
+    atomic {
+        /* load the slot word at pos */
+        assert(pos <= NMSG);
+        i = pos % NSLOT; wl = slap[i]; wp = sph[i];
+        if
+        :: wl == pos / NSLOT && wp == READY -> goto lease
+        :: wl == pos / NSLOT && wp == SKIP -> goto freeskip
+        :: wl == pos / NSLOT && (wp == LEASED || wp == RETRY) -> wl = 0; wp = 0; goto hpass
+        :: wl > pos / NSLOT ->
+            wl = 0; wp = 0;
+#ifdef HEAD_RELOAD
+            pos = 0; goto headscan
+#else
+            goto hpass          /* pos was used and freed already: pass it */
+#endif
+        :: (wl == pos / NSLOT && (wp == WRITING || wp == FREE)) || wl < pos / NSLOT ->
+            /* empty: wait for not-empty */
+            wl = 0; wp = 0; pos = 0; i = 0;
+#if BROKEN_EC == 1
+            goto cprep
+#else
+            if :: !armed -> goto cprep :: else -> goto csleep fi
+#endif
+        fi
+    }
+hpass:
+    /* help: CAS(head, pos, pos + 1); next position */
+    atomic { if :: head == pos -> head = pos + 1 :: else -> skip fi; pos++; goto look }
+
+lease:
+    /* CAS READY(lap) -> LEASED(lap, 1, me) */
+    atomic {
+        if
+        :: slap[i] == wl && sph[i] == READY ->
+            sph[i] = LEASED; sdlv[i] = 1; sown[i] = _pid;
+            assert(held[i] == 0);               /* unique ownership */
+            held[i] = 1; hold[_pid] = i + 1;
+            m = smsg[i]; wl = 0; wp = 0;
+            assert(mst[m] == M_READY);
+            delivered[m]++;                     /* bounded duplicates */
+            assert(delivered[m] <= 1 + diedholding[m] + nacks[m])
+        :: else -> wl = 0; wp = 0; goto look
+        fi
+    }
+    /* help head, return the message */
+    atomic { if :: head == pos -> head = pos + 1 :: else -> skip fi; pos = 0; goto deliver }
+
+freeskip:
+    /* CAS SKIP(lap) -> FREE(lap + 1) */
+    atomic {
+        if
+        :: slap[i] == wl && sph[i] == SKIP ->
+            slap[i] = wl + 1; sph[i] = FREE; busy--;
+            assert(mst[smsg[i]] == M_SKIPPED); mst[smsg[i]] = M_DONE;
+            smsg[i] = 0; wl = 0; wp = 0
+        :: else -> wl = 0; wp = 0; goto look
+        fi
+    }
+    atomic { if :: head == pos -> head = pos + 1 :: else -> skip fi; pos++ }
+    EC_POST(NF, look);
+
+cprep:
+    ec_prepare(NE);
+#if BROKEN_EC == 1
+    /* (broken: no re-check) */
+#else
+    goto top;                           /* re-check */
+#endif
+csleep:
+    futex_wait(NE, FINISHED); goto top;
 
 deliver:
-        /* read header and payload, hand the message over */
-        atomic {
-            assert(sdata[i] == m + 1);
-            delivered[m]++;
-            assert(delivered[m] <= 1 + diedholding[m] + nacks[m])
-        }
-        armed = 0;
-        if
-        :: true ->
-            /* ack: CAS LEASED(lap, d, me) -> FREE(lap + 1) */
-            atomic {
-                assert(sph[i] == LEASED && sown[i] == me);   /* never stale here */
-                slap[i] = slap[i] + 1; sph[i] = FREE; sown[i] = NONE; sdlv[i] = 0; busy--;
-                held[i] = 0; hold[me] = 0;
-                assert(mst[m] == M_READY); mst[m] = M_ACKED;
-                sdata[i] = 0; smsg[i] = 0
-            }
-            ec_post(NF)
-        :: nnack < MAXNACK ->
-            /* nack: LEASED(lap, d, me) -> RETRY(lap, d, NONE) */
+    /* the application has the message (read header and payload);
+     * now ack or nack */
+    if
+    :: atomic {
+        /* ack: CAS LEASED(lap, d, me) -> FREE(lap + 1) */
+        assert(sph[i] == LEASED && sown[i] == _pid);    /* never stale here */
+        slap[i]++; sph[i] = FREE; sown[i] = NONE; sdlv[i] = 0; busy--;
+        held[i] = 0; hold[_pid] = 0;
+        assert(mst[m] == M_READY); mst[m] = M_DONE;     /* ack-once */
+        delivered[m] = 0; dlqc[m] = 0; nacks[m] = 0; diedholding[m] = 0;
+        smsg[i] = 0; i = 0; m = 0; armed = 0
+       }
+       EC_POST(NF, top)
+    :: atomic {
+        nnack < MAXNACK -> nnack++;
 #ifndef RC_AFTER
-            retry_count++;
+        retry_count++
 #endif
-            atomic {
-                assert(sph[i] == LEASED && sown[i] == me);
-                sph[i] = RETRY; sown[i] = NONE;
-                held[i] = 0; hold[me] = 0;
-                nacks[m]++; nnack++
-            }
+       }
+       /* nack, N1: CAS LEASED(lap, d, me) -> RETRY(lap, d, NONE) */
+       atomic {
+        assert(sph[i] == LEASED && sown[i] == _pid);
+        sph[i] = RETRY; sown[i] = NONE;
+        held[i] = 0; hold[_pid] = 0;
+        nacks[m]++; m = 0; armed = 0
+       }
 #ifdef RC_AFTER
-            retry_count++;
+       retry_count++;
 #endif
-            ec_post(NE)
-        fi;
-        i = 0; m = 0;
-        goto top;
+       /* B1: set the retry bit */
+       atomic { rbit[i] = 1; i = 0 }
+       EC_POST(NE, top)
+    fi;
+
 done:
-        /* drained: every message acked, dead-lettered or never published */
-        atomic {
-            j = 0;
-            do
-            :: j < NMSG ->
-                assert(mst[j] == M_ACKED || mst[j] == M_DEAD || mst[j] == M_SKIPPED ||
-                       (mst[j] == M_UNSENT && dead[j / NMSGP]));
-                j++
-            :: else -> j = 0; break
-            od;
-            fin[me] = 1
-        }
+    /* drained: every message acked, dead-lettered or never published */
+    atomic {
+        j = 0;
+        do
+        :: j < NMSG ->
+            assert(mst[j] == M_DONE ||
+                   (mst[j] == M_UNSENT && dead[j / NMSGP]));
+            j++
+        :: else -> j = 0; break
+        od;
+        fin[_pid] = 1
+    }
     } unless {
-        kill[me] ->
-        atomic {
-            dead[me] = 1; ndead++;
-            slp[me] = 0;
-            if
-            :: hold[me] ->
-                diedholding[smsg[hold[me] - 1]]++;
-                held[hold[me] - 1] = 0; hold[me] = 0
-            :: else -> skip
-            fi
-        }
+        kill[_pid] -> d_step { pos = 0; i = 0; wl = 0; wp = 0; wd = 0; m = 0; v = 0; pv = 0; j = 0; rb = 0; armed = 0 }
     }
 }
 
-/* ---- repairer (shmqd -> repair of a dead token) -------------------------- */
+/* ---- repairer (shmqd: repair of a dead token) --------------------------- */
 
-inline repair_wake(w)
-{
+/* always bump the epoch and wake everybody: the dead process may have
+ * cleared the waiters bit and died before its FUTEX_WAKE */
 #ifdef REPAIR_COND_WAKE
-    ec_post(w)
+#define REPAIR_WAKE(w, L) EC_POST(w, L)
 #else
-    /* always bump the epoch and wake: the dead process may have eaten a
-     * wakeup (cleared the waiters bit and died before FUTEX_WAKE) */
-    atomic { assert(ec[w] < 250); ec[w] = (ec[w] | 1) + 1 }
-    futex_wake(w)
+#define REPAIR_WAKE(w, L) \
+    atomic { ec[w] = (ec[w] + 2) % EC_MOD }; \
+    futex_wake(w); \
+    goto L
 #endif
-}
+
+/* The words the repair acts on, WRITING(dead) and LEASED(dead), can be
+ * changed by nobody but the repairer (the owner is dead; no lease timeout
+ * in the model), so when the repairer reads a slot makes no difference:
+ * finding the next such slot and acting on it is one step.  Runs of the
+ * repair never overlap (one supervisor), but a supervisor may die in the
+ * middle of one and its successor runs the whole repair again. */
+#define NEXT_OWNED \
+    do \
+    :: i < NSLOT && !((sph[i] == WRITING || sph[i] == LEASED) && sown[i] == p) -> i++ \
+    :: else -> break \
+    od
 
 active proctype Repairer()
 {
-    byte p, i, wl, wp, wd, pv, j;
+    byte p, i, pv;
 
 end_idle:
     do
@@ -551,64 +599,85 @@ end_idle:
            :: else -> break
            od;
            assert(p < NPROC);
-           rep[p] = 1; nrep++                   /* repair of p taken up */
+           rep[p] = 1; nrep++; i = 0
        }
 pass:
-       i = 0;
        do
-       :: i < NSLOT ->
-           atomic { wl = slap[i]; wp = sph[i]; wd = sdlv[i]; j = sown[i] }
-           if
-           :: wp == WRITING && j == p ->
-               /* CAS WRITING(lap, dead) -> SKIP(lap) */
-               atomic {
-                   if
-                   :: slap[i] == wl && sph[i] == WRITING && sown[i] == p ->
-                       sph[i] = SKIP; sown[i] = NONE;
-                       mst[smsg[i]] = M_SKIPPED
-                   :: else -> skip
-                   fi
-               }
-           :: wp == LEASED && j == p ->
-#ifndef RC_AFTER
-               retry_count++;
-               if :: restarts < MAXRESTART -> restarts++; goto pass :: true -> skip fi;
-#endif
-               /* CAS LEASED(lap, d, dead) -> RETRY(lap, d, NONE) */
-               atomic {
-                   if
-                   :: slap[i] == wl && sph[i] == LEASED && sdlv[i] == wd && sown[i] == p ->
-                       sph[i] = RETRY; sown[i] = NONE; pv = 1
-                   :: else -> pv = 0
-                   fi
-               }
+       :: atomic {
+              NEXT_OWNED;
+              if
+              :: i == NSLOT -> i = 0; break
+              :: i < NSLOT && sph[i] == WRITING ->
+                  /* CAS WRITING(lap, dead) -> SKIP(lap) */
+                  sph[i] = SKIP; sown[i] = NONE;
+                  mst[smsg[i]] = M_SKIPPED; i++; goto pass
+              :: i < NSLOT && sph[i] == LEASED ->
 #ifdef RC_AFTER
-               if :: restarts < MAXRESTART -> restarts++; pv = 0; goto pass :: true -> skip fi;
-               if :: pv -> retry_count++ :: else -> skip fi;
+                  /* N1: CAS LEASED(lap, d, dead) -> RETRY(lap, d, NONE) */
+                  sph[i] = RETRY; sown[i] = NONE
 #else
-               if :: !pv -> retry_count-- :: else -> skip fi;
+                  retry_count++         /* first: never undercount */
 #endif
-               pv = 0
+              fi
+          }
+          /* the supervisor may die here; its successor starts over */
+          if :: atomic { restarts < MAXRESTART -> restarts++; i = 0; goto pass } :: true -> skip fi;
+#ifdef RC_AFTER
+          retry_count++;
+#else
+          /* N1: CAS LEASED(lap, d, dead) -> RETRY(lap, d, NONE) */
+          atomic {
+              assert(sph[i] == LEASED && sown[i] == p);
+              sph[i] = RETRY; sown[i] = NONE
+          }
+          /* ... or here */
+          if :: atomic { restarts < MAXRESTART -> restarts++; i = 0; goto pass } :: true -> skip fi;
+#endif
+          /* B1: set the retry bit */
+          atomic { rbit[i] = 1; i++ }
+       od;
+#ifndef BIT_NO_REPAIR
+       /* Every RETRY slot gets its bit back: one whose owner died between
+        * N1 and B1 (a nacking consumer, a supervisor in this very loop)
+        * has none, and consumers find RETRY slots only through the bits. */
+rbits:
+       atomic {
+           if
+           :: i == NSLOT -> i = 0; goto rwake
            :: else -> skip
            fi;
-           wl = 0; wp = 0; wd = 0; j = 0;
-           i++
-       :: else -> i = 0; break
-       od;
-       if :: restarts < MAXRESTART -> restarts++; goto pass :: true -> skip fi;
-       repair_wake(NE);
-       repair_wake(NF);
+           if :: sph[i] == RETRY -> skip :: else -> i++; goto rbits fi
+       }
+       atomic { rbit[i] = 1; i++; goto rbits }
+rwake:
+#endif
+       REPAIR_WAKE(NE, wokene);
+wokene:
+       REPAIR_WAKE(NF, wokenf);
+wokenf:
        /* a restarted supervisor runs the whole repair again */
-       if :: restarts < MAXRESTART -> restarts++; goto pass :: true -> skip fi;
-       p = 0
+       if :: atomic { restarts < MAXRESTART -> restarts++; i = 0; goto pass } :: atomic { true -> p = 0 } fi
     od
 }
 
-/* ---- crashes ------------------------------------------------------------- */
+/* ---- crashes ------------------------------------------------------------ */
 
-#define KILLABLE(p) (p < NPROC && !kill[p] && !fin[p] && (p < NPROD || calive > 1))
-#define KILL(p) atomic { crashes < MAXCRASH && KILLABLE(p) -> \
-                         kill[p] = 1; crashes++; if :: p >= NPROD -> calive-- :: else -> skip fi }
+/* p crashes now: it takes no further step; what the supervisor will learn
+ * (dead) and the ghost bookkeeping are done here, in the same step */
+/* Producers are alike, and so are consumers: by symmetry the first of a
+ * kind to crash may be taken to be the lowest-numbered one, so process p
+ * may crash only once p - 1 of its kind has. */
+#define KILLABLE(p) (p < NPROC && !kill[p] && !fin[p] && \
+                     ((p < NPROD && CRASH_PROD && (p == 0 || kill[p - 1])) || \
+                      (p >= NPROD && CRASH_CONS && calive > 1 && (p == NPROD || kill[p - 1]))))
+#define KILL(p) atomic { ndead < MAXCRASH && KILLABLE(p) -> \
+        kill[p] = 1; dead[p] = 1; ndead++; slp[p] = 0; \
+        if :: p < NPROD -> pfin++ :: else -> calive-- fi; \
+        if \
+        :: hold[p] && p >= NPROD -> diedholding[smsg[hold[p] - 1]]++; held[hold[p] - 1] = 0; hold[p] = 0 \
+        :: hold[p] && p < NPROD -> held[hold[p] - 1] = 0; hold[p] = 0 \
+        :: else -> skip \
+        fi }
 
 active proctype Killer()
 {
@@ -634,16 +703,12 @@ end_k:
     od
 }
 
-/* ---- invariants checked in every state ----------------------------------- */
+/* ---- invariant checked in every state ------------------------------------ */
 
+#ifndef RC_AFTER
 active proctype Monitor()
 {
 end_m:
-    atomic {
-        !(held[0] <= 1 && held[1] <= 1
-#ifndef RC_AFTER
-          && retry_count >= NRETRY
-#endif
-         ) -> assert(false)
-    }
+    atomic { !(retry_count >= NRETRY) -> assert(false) }
 }
+#endif
