@@ -19,9 +19,27 @@ build() { # dir, extra cmake args...
   cmake --build "$dir" -j "$jobs"
 }
 
+passed=0 failed=0
 run_ctest() { # dir, extra ctest args...
   local dir=$1; shift
-  (cd "$dir" && ctest --output-on-failure -j "$jobs" "$@") || status=1
+  local log="$dir/ctest.log"
+  local rc
+  set +e
+  (cd "$dir" && ctest --output-on-failure -j "$jobs" "$@") 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  [ "$rc" -eq 0 ] || status=1
+  # "N% tests passed, F tests failed out of T"
+  local line total fails
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -1)
+  if [ -n "$line" ]; then
+    fails=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+    total=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
+    passed=$((passed + total - fails))
+    failed=$((failed + fails))
+  else
+    status=1
+  fi
 }
 
 step "release build and tests"
@@ -29,7 +47,7 @@ build "$out/release"
 run_ctest "$out/release"
 
 step "spin model of the ring protocol"
-bash docs/model/check.sh || status=1
+if bash docs/model/check.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 
 step "ASan+UBSan build and tests"
 build "$out/asan" -DSHMQ_SANITIZE=address -DSHMQ_BUILD_BENCH=OFF
@@ -46,6 +64,7 @@ CC=clang build "$out/fuzz" -DSHMQ_BUILD_FUZZ=ON -DSHMQ_BUILD_BENCH=OFF \
   -DSHMQ_BUILD_TOOLS=OFF -DSHMQ_BUILD_DAEMON=OFF
 run_ctest "$out/fuzz" -L fuzz
 
-step "summary"
+step "summary (release, ASan+UBSan and TSan test runs, spin model, fuzzing)"
 if [ "$status" -eq 0 ]; then echo "all test stages passed"; else echo "some test stage FAILED"; fi
+echo "total: $passed passed, $failed failed"
 exit "$status"
