@@ -312,7 +312,7 @@ int shmq_send_batch(shmq_t *q, const struct iovec *msgs, size_t n,
         return rc;
     if (!msgs || n == 0 || n > INT32_MAX)
         return -EINVAL;
-    uint64_t ts = 0, last = 0;
+    uint64_t ts = 0;
     for (i = 0; i < n; i++) {
         if (unlikely(!msgs[i].iov_base && msgs[i].iov_len)) {
             rc = -EINVAL;
@@ -326,20 +326,14 @@ int shmq_send_batch(shmq_t *q, const struct iovec *msgs, size_t n,
             rc = claim(q, &c, timeout_ns);
             ts = enqueue_ns(q); /* one clock read per batch */
         } else {
-            /* The next position if it is free, without a tail update. */
-            struct shmq__lease prev = c;
-            rc = shmq__ring_claim_next(q->r, q->owner, &prev, &c);
-            if (rc)
-                rc = try_claim(q, &c);
+            rc = try_claim(q, &c);
         }
         if (rc)
             break;
-        last = c.pos > last ? c.pos : last;
         copy(shmq__payload(c.slot), msgs[i].iov_base, msgs[i].iov_len);
         publish(q, &c, msgs[i].iov_len, ts, 0);
     }
     if (i > 0) {
-        shmq__ring_claimed_to(q->r, last);
         /* One wake for the batch: each publish was a seq_cst CAS. */
         shmq__ec_post(&q->r->hdr->not_empty);
         return (int)i;
@@ -423,21 +417,6 @@ static inline int lease(shmq_t *q, struct shmq__lease *l, size_t maxlen,
     return block(q, &q->r->hdr->not_empty, timeout_ns, try_lease, &a);
 }
 
-/* In a batch: the position after the previous lease if it holds a first
- * delivery (no head update; the caller advances head to *last once),
- * otherwise the full lease path. */
-static inline int lease_more(shmq_t *q, struct shmq__lease *l, size_t maxlen,
-                             uint64_t *last)
-{
-    struct shmq__lease prev = *l;
-    if (shmq__ring_lease_next(q->r, q->owner, maxlen, &prev, l) == 0) {
-        *last = l->pos;
-        return 0;
-    }
-    struct lease_arg a = {l, maxlen};
-    return try_lease(q, &a);
-}
-
 static inline void count_leases(shmq_t *q, int delta)
 {
     _Atomic uint64_t *n = &q->inst->reg.procs[q->owner].leases;
@@ -499,18 +478,15 @@ int shmq_lease_batch(shmq_t *q, shmq_msg_t *msgs, size_t n,
         return rc;
     if (!msgs || n == 0 || n > INT32_MAX)
         return -EINVAL;
-    uint64_t last = 0;
     for (i = 0; i < n; i++) {
-        rc = i == 0 ? lease(q, &l, SIZE_MAX, timeout_ns)
-                    : lease_more(q, &l, SIZE_MAX, &last);
+        struct lease_arg a = {&l, SIZE_MAX};
+        rc = i == 0 ? lease(q, &l, SIZE_MAX, timeout_ns) : try_lease(q, &a);
         if (rc)
             break;
         fill_msg(&l, &msgs[i]);
     }
     if (i == 0)
         return rc;
-    if (last)
-        shmq__ring_leased_to(q->r, last);
     count_leases(q, (int)i);
     return (int)i;
 }
@@ -591,14 +567,14 @@ int shmq_recv_batch(shmq_t *q, const struct iovec *bufs, size_t *lens,
         return rc;
     if (!bufs || !lens || n == 0 || n > INT32_MAX)
         return -EINVAL;
-    uint64_t last = 0;
     for (i = 0; i < n; i++) {
         if (!bufs[i].iov_base && bufs[i].iov_len) {
             rc = -EINVAL;
             break;
         }
+        struct lease_arg a = {&l, bufs[i].iov_len};
         rc = i == 0 ? lease(q, &l, bufs[i].iov_len, timeout_ns)
-                    : lease_more(q, &l, bufs[i].iov_len, &last);
+                    : try_lease(q, &a);
         if (rc)
             break;
         copy(bufs[i].iov_base, shmq__payload(l.slot), l.len);
@@ -607,8 +583,6 @@ int shmq_recv_batch(shmq_t *q, const struct iovec *bufs, size_t *lens,
     }
     if (i == 0)
         return rc;
-    if (last)
-        shmq__ring_leased_to(q->r, last);
     shmq__ec_post(&q->r->hdr->not_full);
     return (int)i;
 }

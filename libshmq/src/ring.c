@@ -138,17 +138,6 @@ static inline void help(_Atomic uint64_t *hint, uint64_t pos)
                                             memory_order_relaxed);
 }
 
-/* H1 for a run: move a hint forward to to (never backwards). Every
- * position below to is claimed by the caller or before it. */
-static inline void advance(_Atomic uint64_t *hint, uint64_t to)
-{
-    uint64_t e = atomic_load_explicit(hint, memory_order_relaxed);
-    while (e < to && !atomic_compare_exchange_weak_explicit(
-                         hint, &e, to, memory_order_release,
-                         memory_order_relaxed))
-        ;
-}
-
 static inline uint64_t lap_of(const struct shmq__ring *r, uint64_t pos)
 {
     return (pos >> r->shift) & SHMQ_LAP_MASK;
@@ -221,37 +210,6 @@ int shmq__ring_claim(struct shmq__ring *r, unsigned owner,
         help(&h->tail, pos);
         pos++;
     }
-}
-
-int shmq__ring_claim_next(struct shmq__ring *r, unsigned owner,
-                          const struct shmq__lease *prev,
-                          struct shmq__lease *out)
-{
-    uint64_t pos = prev->pos + 1;
-    struct shmq_slot *s = shmq__slot(r, pos);
-    uint64_t plap = lap_of(r, pos);
-    /* P1 */
-    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-
-    if (w != shmq_word(plap, SHMQ_PH_FREE, 0, SHMQ_OWNER_NONE))
-        return -EAGAIN;
-    uint64_t nw = shmq_word(plap, SHMQ_PH_WRITING, 0, owner);
-    /* P2 */
-    if (!atomic_compare_exchange_strong_explicit(&s->word, &w, nw,
-                                                 memory_order_acquire,
-                                                 memory_order_relaxed))
-        return -EAGAIN;
-    out->slot = s;
-    out->word = nw;
-    out->pos = pos;
-    out->idx = (uint32_t)(pos & r->mask);
-    out->len = 0;
-    return 0;
-}
-
-void shmq__ring_claimed_to(struct shmq__ring *r, uint64_t pos)
-{
-    advance(&r->hdr->tail, pos + 1);
 }
 
 int shmq__ring_publish(struct shmq__ring *r, struct shmq__lease *c,
@@ -589,44 +547,6 @@ static int lease_ready(struct shmq__ring *r, unsigned owner, size_t maxlen,
         help(&h->head, pos); /* consumed at a later lap already */
         pos++;
     }
-}
-
-int shmq__ring_lease_next(struct shmq__ring *r, unsigned owner,
-                          size_t maxlen, const struct shmq__lease *prev,
-                          struct shmq__lease *out)
-{
-    if (prev->pos == SHMQ_NOPOS)
-        return -EAGAIN;
-    uint64_t pos = prev->pos + 1;
-    struct shmq_slot *s = shmq__slot(r, pos);
-    uint64_t plap = lap_of(r, pos);
-    /* C1 */
-    uint64_t w = atomic_load_explicit(&s->word, memory_order_acquire);
-
-    if (w != shmq_word(plap, SHMQ_PH_READY, 0, SHMQ_OWNER_NONE))
-        return -EAGAIN; /* anything unusual: the full path decides */
-    uint32_t len = atomic_load_explicit((_Atomic uint32_t *)&s->len,
-                                        memory_order_relaxed);
-    if (len > r->msg_max || len > maxlen)
-        return -EAGAIN;
-    uint64_t nw = shmq_word(plap, SHMQ_PH_LEASED, 1, owner);
-    /* C2 */
-    if (!atomic_compare_exchange_strong_explicit(&s->word, &w, nw,
-                                                 memory_order_acquire,
-                                                 memory_order_relaxed))
-        return -EAGAIN;
-    stamp(r, s);
-    out->slot = s;
-    out->word = nw;
-    out->pos = pos;
-    out->idx = (uint32_t)(pos & r->mask);
-    out->len = len;
-    return 0;
-}
-
-void shmq__ring_leased_to(struct shmq__ring *r, uint64_t pos)
-{
-    advance(&r->hdr->head, pos + 1);
 }
 
 int shmq__ring_lease(struct shmq__ring *r, unsigned owner, size_t maxlen,

@@ -57,13 +57,6 @@ SHMQ_INTERNAL int shmq__ring_attach(struct shmq__ring *r, void *hdr,
 /* Producer: claim a FREE slot. 0, -EAGAIN (full), -EBADMSG. */
 SHMQ_INTERNAL int shmq__ring_claim(struct shmq__ring *r, unsigned owner,
                                    struct shmq__lease *out);
-/* Producer, in a batch: claim the position right after prev if it is
- * free, without touching the tail hint; then shmq__ring_claimed_to(last)
- * once. -EAGAIN: not available, use shmq__ring_claim. */
-SHMQ_INTERNAL int shmq__ring_claim_next(struct shmq__ring *r, unsigned owner,
-                                        const struct shmq__lease *prev,
-                                        struct shmq__lease *out);
-SHMQ_INTERNAL void shmq__ring_claimed_to(struct shmq__ring *r, uint64_t pos);
 /* Producer: publish a claimed slot with len bytes already written. */
 SHMQ_INTERNAL int shmq__ring_publish(struct shmq__ring *r,
                                      struct shmq__lease *c, uint32_t len,
@@ -78,14 +71,6 @@ SHMQ_INTERNAL int shmq__ring_abort(struct shmq__ring *r,
  * leased), -EBADMSG. */
 SHMQ_INTERNAL int shmq__ring_lease(struct shmq__ring *r, unsigned owner,
                                    size_t maxlen, struct shmq__lease *out);
-/* Consumer, in a batch: lease the position right after prev if it holds a
- * first delivery, without touching the head hint; then
- * shmq__ring_leased_to(last) once. -EAGAIN: use shmq__ring_lease. */
-SHMQ_INTERNAL int shmq__ring_lease_next(struct shmq__ring *r, unsigned owner,
-                                        size_t maxlen,
-                                        const struct shmq__lease *prev,
-                                        struct shmq__lease *out);
-SHMQ_INTERNAL void shmq__ring_leased_to(struct shmq__ring *r, uint64_t pos);
 /* Consumer: end a lease. 0 or -ESTALE. */
 SHMQ_INTERNAL int shmq__ring_ack(struct shmq__ring *r, struct shmq__lease *l,
                                  int post);
