@@ -578,8 +578,12 @@ int shmq_recv_batch(shmq_t *q, const struct iovec *bufs, size_t *lens,
         if (rc)
             break;
         copy(bufs[i].iov_base, shmq__payload(l.slot), l.len);
+        /* A lease taken back meanwhile (lease timeout) is not ours to
+         * hand out: it will be delivered again; end the batch before it,
+         * as shmq_recv returns -ESTALE for it. */
+        if ((rc = shmq__ring_ack(q->r, &l, 0)) != 0)
+            break;
         lens[i] = l.len;
-        shmq__ring_ack(q->r, &l, 0);
     }
     if (i == 0)
         return rc;

@@ -174,7 +174,8 @@ SHMQ_API int shmq_send_batch(shmq_t *q, const struct iovec *msgs, size_t n,
 /*
  * Receive up to n messages into bufs; lens[i] gets each length. Returns
  * how many (>= 1). Errors as shmq_recv; a message longer than its buffer
- * ends the batch and is given back (-EMSGSIZE if it is the first).
+ * ends the batch and is given back (-EMSGSIZE if it is the first); so does
+ * one whose lease was taken back before it was acked (-ESTALE if first).
  */
 SHMQ_API int shmq_recv_batch(shmq_t *q, const struct iovec *bufs,
                              size_t *lens, size_t n, int64_t timeout_ns);
