@@ -302,43 +302,60 @@ int shmq_send(shmq_t *q, const void *msg, size_t len, int64_t timeout_ns)
     return publish(q, &c, len, enqueue_ns(q), 1);
 }
 
+#define BATCH_MAX ((unsigned)SHMQ_BATCH_MAX)
+
+struct claim_arg {
+    struct shmq__lease *c;
+    unsigned n;
+};
+
+static int try_claim_n(shmq_t *q, void *arg)
+{
+    struct claim_arg *a = arg;
+    return shmq__ring_claim_n(q->r, q->owner, a->c, a->n);
+}
+
 int shmq_send_batch(shmq_t *q, const struct iovec *msgs, size_t n,
                     int64_t timeout_ns)
 {
-    struct shmq__lease c;
-    size_t i;
+    struct shmq__lease c[BATCH_MAX];
+    size_t k;
     int rc = enter(q);
     if (unlikely(rc))
         return rc;
     if (!msgs || n == 0 || n > INT32_MAX)
         return -EINVAL;
-    uint64_t ts = 0;
-    for (i = 0; i < n; i++) {
-        if (unlikely(!msgs[i].iov_base && msgs[i].iov_len)) {
+    if (n > BATCH_MAX)
+        n = BATCH_MAX;
+    /* The batch ends before the first message that cannot be sent. */
+    for (k = 0; k < n; k++) {
+        if (unlikely(!msgs[k].iov_base && msgs[k].iov_len)) {
             rc = -EINVAL;
             break;
         }
-        if (unlikely(msgs[i].iov_len > q->r->msg_max)) {
+        if (unlikely(msgs[k].iov_len > q->r->msg_max)) {
             rc = -EMSGSIZE;
             break;
         }
-        if (i == 0) {
-            rc = claim(q, &c, timeout_ns);
-            ts = enqueue_ns(q); /* one clock read per batch */
-        } else {
-            rc = try_claim(q, &c);
-        }
-        if (rc)
-            break;
-        copy(shmq__payload(c.slot), msgs[i].iov_base, msgs[i].iov_len);
-        publish(q, &c, msgs[i].iov_len, ts, 0);
     }
-    if (i > 0) {
-        /* One wake for the batch: each publish was a seq_cst CAS. */
-        shmq__ec_post(&q->r->hdr->not_empty);
-        return (int)i;
-    }
-    return rc;
+    if (k == 0)
+        return rc;
+    struct claim_arg a = {c, (unsigned)k};
+    int got = block(q, &q->r->hdr->not_full, timeout_ns, try_claim_n, &a);
+    if (got <= 0)
+        return got;
+    uint64_t ts = enqueue_ns(q); /* one clock read per batch */
+    for (int i = 0; i < got; i++)
+        copy(shmq__payload(c[i].slot), msgs[i].iov_base, msgs[i].iov_len);
+    /* Publish from the last claim to the first: a consumer waits at the
+     * first, so when it sees that one the whole batch is there for it,
+     * and it never takes a line this loop is still writing. */
+    for (int i = got; i-- > 1;)
+        shmq__ring_publish_own(q->r, &c[i], (uint32_t)msgs[i].iov_len,
+                               c[i].pos, ts);
+    /* The first one last, with the seq_cst CAS the wake pairs with. */
+    publish(q, &c[0], msgs[0].iov_len, ts, 1);
+    return got;
 }
 
 int shmq_reserve(shmq_t *q, shmq_resv_t *r, int64_t timeout_ns)
@@ -468,27 +485,35 @@ int shmq_lease(shmq_t *q, shmq_msg_t *m, int64_t timeout_ns)
     return 0;
 }
 
+struct lease_n_arg {
+    struct shmq__lease *l;
+    const size_t *maxlen;
+    unsigned n;
+};
+
+static int try_lease_n(shmq_t *q, void *arg)
+{
+    struct lease_n_arg *a = arg;
+    return shmq__ring_lease_n(q->r, q->owner, a->maxlen, a->l, a->n);
+}
+
 int shmq_lease_batch(shmq_t *q, shmq_msg_t *msgs, size_t n,
                      int64_t timeout_ns)
 {
-    struct shmq__lease l;
-    size_t i;
+    struct shmq__lease l[BATCH_MAX];
     int rc = enter(q);
     if (unlikely(rc))
         return rc;
     if (!msgs || n == 0 || n > INT32_MAX)
         return -EINVAL;
-    for (i = 0; i < n; i++) {
-        struct lease_arg a = {&l, SIZE_MAX};
-        rc = i == 0 ? lease(q, &l, SIZE_MAX, timeout_ns) : try_lease(q, &a);
-        if (rc)
-            break;
-        fill_msg(&l, &msgs[i]);
-    }
-    if (i == 0)
-        return rc;
-    count_leases(q, (int)i);
-    return (int)i;
+    struct lease_n_arg a = {l, NULL, n > BATCH_MAX ? BATCH_MAX : (unsigned)n};
+    int got = block(q, &q->r->hdr->not_empty, timeout_ns, try_lease_n, &a);
+    if (got <= 0)
+        return got;
+    for (int i = 0; i < got; i++)
+        fill_msg(&l[i], &msgs[i]);
+    count_leases(q, got);
+    return got;
 }
 
 /* Rebuild a lease from a message the caller hands back. */
@@ -560,35 +585,62 @@ int shmq_nack(shmq_t *q, shmq_msg_t *m)
 int shmq_recv_batch(shmq_t *q, const struct iovec *bufs, size_t *lens,
                     size_t n, int64_t timeout_ns)
 {
-    struct shmq__lease l;
-    size_t i;
+    struct shmq__lease l[BATCH_MAX];
+    size_t maxlen[BATCH_MAX];
+    size_t k;
     int rc = enter(q);
     if (unlikely(rc))
         return rc;
     if (!bufs || !lens || n == 0 || n > INT32_MAX)
         return -EINVAL;
-    for (i = 0; i < n; i++) {
-        if (!bufs[i].iov_base && bufs[i].iov_len) {
+    if (n > BATCH_MAX)
+        n = BATCH_MAX;
+    for (k = 0; k < n; k++) {
+        if (!bufs[k].iov_base && bufs[k].iov_len) {
             rc = -EINVAL;
             break;
         }
-        struct lease_arg a = {&l, bufs[i].iov_len};
-        rc = i == 0 ? lease(q, &l, bufs[i].iov_len, timeout_ns)
-                    : try_lease(q, &a);
-        if (rc)
-            break;
-        copy(bufs[i].iov_base, shmq__payload(l.slot), l.len);
-        /* A lease taken back meanwhile (lease timeout) is not ours to
-         * hand out: it will be delivered again; end the batch before it,
-         * as shmq_recv returns -ESTALE for it. */
-        if ((rc = shmq__ring_ack(q->r, &l, 0)) != 0)
-            break;
-        lens[i] = l.len;
+        maxlen[k] = bufs[k].iov_len;
     }
-    if (i == 0)
+    if (k == 0)
         return rc;
+    struct lease_n_arg a = {l, maxlen, (unsigned)k};
+    int got = block(q, &q->r->hdr->not_empty, timeout_ns, try_lease_n, &a);
+    if (got <= 0)
+        return got;
+    for (int i = 0; i < got; i++)
+        copy(bufs[i].iov_base, shmq__payload(l[i].slot), l[i].len);
+    int i;
+    if (!q->r->lease_timeout_ms) {
+        /* Nobody takes a lease back from a live process on a queue
+         * without a lease timeout, so every ack succeeds: free the slots
+         * from the last to the first, so that a producer waiting at the
+         * first finds the whole batch free at once. */
+        for (i = got; i-- > 1;)
+            shmq__ring_ack_own(q->r, &l[i]);
+        /* The first one last, with the seq_cst CAS the wake pairs with.
+         * (It fails only on a corrupt ring; the message may then come
+         * again: at least once.) */
+        shmq__ring_ack(q->r, &l[0], 0);
+        i = got;
+    } else {
+        for (i = 0; i < got; i++)
+            /* A lease taken back meanwhile (lease timeout) is not ours
+             * to hand out: it will be delivered again; end the batch
+             * before it, as shmq_recv returns -ESTALE for it. */
+            if (shmq__ring_ack(q->r, &l[i], 0) != 0)
+                break;
+        /* Leases after one taken back: the caller will not look at
+         * them; they go back to the queue as if never delivered. */
+        for (int j = i + 1; j < got; j++)
+            shmq__ring_giveback(q->r, &l[j]);
+        if (i == 0)
+            return -ESTALE;
+    }
+    for (int j = 0; j < i; j++)
+        lens[j] = l[j].len;
     shmq__ec_post(&q->r->hdr->not_full);
-    return (int)i;
+    return i;
 }
 
 /* ---- introspection ------------------------------------------------------ */

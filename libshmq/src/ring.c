@@ -153,13 +153,49 @@ static void note_high_water(struct shmq_ring_hdr *h, uint64_t depth)
         ;
 }
 
-int shmq__ring_claim(struct shmq__ring *r, unsigned owner,
-                     struct shmq__lease *out)
+/* H1 for a run: advance a hint to end unless it is there already. The
+ * caller saw every position below end claimed. */
+static inline void help_to(_Atomic uint64_t *hint, uint64_t from, uint64_t end)
+{
+    uint64_t e = from;
+    while (e < end &&
+           !atomic_compare_exchange_weak_explicit(hint, &e, end,
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+}
+
+/* Ask for the lines of slots [pos, pos + n) in exclusive state, all at
+ * once: the CASes that follow then find them here instead of each waiting
+ * in turn for a line from the other core. (PREFETCHW is a no-op on x86
+ * processors that lack it.) */
+static inline void prefetch_slots(const struct shmq__ring *r, uint64_t pos,
+                                  unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        const char *p = (const char *)shmq__slot(r, pos + i);
+#if defined(__x86_64__) || defined(__i386__)
+        __asm__ volatile("prefetchw %0" ::"m"(*p));
+        __asm__ volatile("prefetchw %0" ::"m"(p[SHMQ_CACHELINE]));
+#else
+        __builtin_prefetch(p, 1, 3);
+        __builtin_prefetch(p + SHMQ_CACHELINE, 1, 3);
+#endif
+    }
+}
+
+int shmq__ring_claim_n(struct shmq__ring *r, unsigned owner,
+                       struct shmq__lease *out, unsigned n)
 {
     struct shmq_ring_hdr *h = r->hdr;
     uint64_t pos = atomic_load_explicit(&h->tail, memory_order_acquire);
+    uint64_t from = pos;
     uint32_t odd = 0; /* observations only a corrupt ring explains */
+    unsigned got = 0;
+    int rc = 0;
 
+    if (n > 1)
+        prefetch_slots(r, pos, n);
     for (;;) {
         struct shmq_slot *s = shmq__slot(r, pos);
         /* P1 */
@@ -168,48 +204,61 @@ int shmq__ring_claim(struct shmq__ring *r, unsigned owner,
         int64_t d = shmq_lap_diff(shmq_w_lap(w), plap);
         unsigned ph = shmq_w_phase(w);
 
-        if (unlikely(!phase_ok(ph)))
-            return -EBADMSG;
+        if (unlikely(!phase_ok(ph))) {
+            rc = -EBADMSG;
+            break;
+        }
         if (d == 0) {
             if (ph == SHMQ_PH_FREE) {
                 uint64_t nw = shmq_word(plap, SHMQ_PH_WRITING, 0, owner);
                 /* P2 */
-                if (atomic_compare_exchange_strong_explicit(
+                if (!atomic_compare_exchange_strong_explicit(
                         &s->word, &w, nw, memory_order_acquire,
-                        memory_order_relaxed)) {
-                    help(&h->tail, pos);
-                    out->slot = s;
-                    out->word = nw;
-                    out->pos = pos;
-                    out->idx = (uint32_t)(pos & r->mask);
-                    out->len = 0;
-                    return 0;
-                }
-                continue; /* lost the race for pos: look again */
+                        memory_order_relaxed))
+                    continue; /* lost the race for pos: look again */
+                out[got].slot = s;
+                out[got].word = nw;
+                out[got].pos = pos;
+                out[got].idx = (uint32_t)(pos & r->mask);
+                out[got].len = 0;
+                pos++;
+                if (++got == n)
+                    break;
+                continue;
             }
-            help(&h->tail, pos); /* pos is taken at this lap */
-            pos++;
+            pos++; /* pos is taken at this lap */
             continue;
         }
         uint64_t t = atomic_load_explicit(&h->tail, memory_order_acquire);
-        if (t > pos) { /* our position was stale */
-            pos = t;
+        if (t > pos) { /* our position was stale: the hint is ahead */
+            from = pos = t;
             continue;
         }
         if (d == -1 && ph != SHMQ_PH_FREE) {
             /* The previous lap's message still holds the slot: full. */
             note_high_water(h, r->cap);
-            return -EAGAIN;
+            rc = -EAGAIN;
+            break;
         }
         /* A slot a lap ahead of a tail that did not move on (a claimer
          * died before helping the tail, and the slot was skipped and freed
          * since): pass it. A lap behind and FREE, no legal history gives:
          * step on too, but not forever. */
-        if (++odd > r->cap)
-            return -EBADMSG;
-        help(&h->tail, pos);
+        if (++odd > r->cap) {
+            rc = -EBADMSG;
+            break;
+        }
         pos++;
     }
+    help_to(&h->tail, from, pos);
+    return got ? (int)got : rc;
+}
+
+int shmq__ring_claim(struct shmq__ring *r, unsigned owner,
+                     struct shmq__lease *out)
+{
+    int rc = shmq__ring_claim_n(r, owner, out, 1);
+    return rc > 0 ? 0 : rc;
 }
 
 int shmq__ring_publish(struct shmq__ring *r, struct shmq__lease *c,
@@ -245,6 +294,22 @@ int shmq__ring_publish(struct shmq__ring *r, struct shmq__lease *c,
     if (post)
         shmq__ec_post(&h->not_empty);
     return 0;
+}
+
+void shmq__ring_publish_own(struct shmq__ring *r, struct shmq__lease *c,
+                            uint32_t len, uint64_t id, uint64_t enqueue_ns)
+{
+    struct shmq_slot *s = c->slot;
+    (void)r;
+    s->id = id;
+    s->enqueue_ns = enqueue_ns;
+    atomic_store_explicit((_Atomic uint32_t *)&s->len, len,
+                          memory_order_relaxed);
+    /* R1 as a release store: pairs with C1 like the CAS. */
+    atomic_store_explicit(&s->word,
+                          shmq_word(shmq_w_lap(c->word), SHMQ_PH_READY, 0,
+                                    SHMQ_OWNER_NONE),
+                          memory_order_release);
 }
 
 int shmq__ring_abort(struct shmq__ring *r, struct shmq__lease *c)
@@ -470,12 +535,19 @@ static int drop_corrupt(struct shmq__ring *r, struct shmq_slot *s,
     return -EBADMSG;
 }
 
-static int lease_ready(struct shmq__ring *r, unsigned owner, size_t maxlen,
-                       struct shmq__lease *out)
+/* Lease up to n READY messages from head on; maxlen[i] bounds the i-th
+ * (NULL: no bound). Returns how many, or -EAGAIN, -EMSGSIZE, -EBADMSG
+ * when none. */
+static int lease_ready(struct shmq__ring *r, unsigned owner,
+                       const size_t *maxlen, struct shmq__lease *out,
+                       unsigned n)
 {
     struct shmq_ring_hdr *h = r->hdr;
     uint64_t pos = atomic_load_explicit(&h->head, memory_order_acquire);
+    uint64_t from = pos;
     uint32_t odd = 0;
+    unsigned got = 0;
+    int rc = 0;
 
     for (;;) {
         struct shmq_slot *s = shmq__slot(r, pos);
@@ -485,32 +557,41 @@ static int lease_ready(struct shmq__ring *r, unsigned owner, size_t maxlen,
         int64_t d = shmq_lap_diff(shmq_w_lap(w), plap);
         unsigned ph = shmq_w_phase(w);
 
-        if (unlikely(!phase_ok(ph)))
-            return -EBADMSG;
+        if (unlikely(!phase_ok(ph))) {
+            rc = -EBADMSG;
+            break;
+        }
         if (d == 0) {
             if (ph == SHMQ_PH_READY) {
                 uint32_t len = atomic_load_explicit(
                     (_Atomic uint32_t *)&s->len, memory_order_relaxed);
-                if (unlikely(len > r->msg_max))
-                    return drop_corrupt(r, s, w, pos);
-                if (len > maxlen)
-                    return -EMSGSIZE;
+                if (unlikely(len > r->msg_max)) {
+                    rc = drop_corrupt(r, s, w, pos);
+                    break;
+                }
+                if (maxlen && len > maxlen[got]) {
+                    rc = -EMSGSIZE;
+                    break;
+                }
                 unsigned dlv = shmq_w_dlv(w);
                 uint64_t nw = shmq_word(plap, SHMQ_PH_LEASED,
                                         dlv < 255 ? dlv + 1 : 255, owner);
                 /* C2 */
-                if (atomic_compare_exchange_strong_explicit(
+                if (!atomic_compare_exchange_strong_explicit(
                         &s->word, &w, nw, memory_order_acquire,
-                        memory_order_relaxed)) {
-                    help(&h->head, pos);
-                    stamp(r, s);
-                    out->slot = s;
-                    out->word = nw;
-                    out->pos = pos;
-                    out->idx = (uint32_t)(pos & r->mask);
-                    out->len = len;
-                    return 0;
-                }
+                        memory_order_relaxed))
+                    continue;
+                if (got == 0 && n > 1)
+                    prefetch_slots(r, pos + 1, n - 1);
+                stamp(r, s);
+                out[got].slot = s;
+                out[got].word = nw;
+                out[got].pos = pos;
+                out[got].idx = (uint32_t)(pos & r->mask);
+                out[got].len = len;
+                pos++;
+                if (++got == n)
+                    break;
                 continue;
             }
             if (ph == SHMQ_PH_SKIP) {
@@ -524,12 +605,10 @@ static int lease_ready(struct shmq__ring *r, unsigned owner, size_t maxlen,
                 atomic_fetch_add_explicit(&h->skipped, 1,
                                           memory_order_relaxed);
                 shmq__ec_post(&h->not_full);
-                help(&h->head, pos);
                 pos++;
                 continue;
             }
             if (ph == SHMQ_PH_LEASED || ph == SHMQ_PH_RETRY) {
-                help(&h->head, pos);
                 pos++;
                 continue;
             }
@@ -537,32 +616,59 @@ static int lease_ready(struct shmq__ring *r, unsigned owner, size_t maxlen,
         }
         uint64_t t = atomic_load_explicit(&h->head, memory_order_acquire);
         if (t > pos) {
-            pos = t;
+            from = pos = t;
             continue;
         }
-        if (d == 0 || d == -1)
-            return -EAGAIN; /* nothing published at pos yet */
-        if (d < -1 || ++odd > r->cap)
-            return -EBADMSG;
-        help(&h->head, pos); /* consumed at a later lap already */
-        pos++;
+        if (d == 0 || d == -1) {
+            rc = -EAGAIN; /* nothing published at pos yet */
+            break;
+        }
+        if (d < -1 || ++odd > r->cap) {
+            rc = -EBADMSG;
+            break;
+        }
+        pos++; /* consumed at a later lap already */
     }
+    help_to(&h->head, from, pos);
+    return got ? (int)got : rc;
+}
+
+int shmq__ring_lease_n(struct shmq__ring *r, unsigned owner,
+                       const size_t *maxlen, struct shmq__lease *out,
+                       unsigned n)
+{
+    unsigned got = 0;
+    int rc = -EAGAIN;
+
+    /* Redeliveries first, one at a time (they are rare). */
+    while (got < n && unlikely(atomic_load_explicit(&r->hdr->retry_count,
+                                                    memory_order_acquire))) {
+        rc = lease_retry(r, owner, maxlen ? maxlen[got] : SIZE_MAX,
+                         &out[got]);
+        if (rc != 0)
+            break;
+        got++;
+    }
+    if (rc != 0 && rc != -EAGAIN && rc != -EMSGSIZE)
+        return got ? (int)got : rc;
+    if (got == n || (rc == -EMSGSIZE && got))
+        return (int)got;
+    int rc2 = lease_ready(r, owner, maxlen ? maxlen + got : NULL, out + got,
+                         n - got);
+    if (rc2 > 0)
+        return (int)got + rc2;
+    if (got)
+        return (int)got;
+    if (rc2 == -EAGAIN && rc == -EMSGSIZE)
+        return rc;
+    return rc2;
 }
 
 int shmq__ring_lease(struct shmq__ring *r, unsigned owner, size_t maxlen,
                      struct shmq__lease *out)
 {
-    int rc = -EAGAIN;
-    if (unlikely(atomic_load_explicit(&r->hdr->retry_count,
-                                      memory_order_acquire) != 0)) {
-        rc = lease_retry(r, owner, maxlen, out);
-        if (rc != -EAGAIN && rc != -EMSGSIZE)
-            return rc;
-    }
-    int rc2 = lease_ready(r, owner, maxlen, out);
-    if (rc2 == -EAGAIN && rc == -EMSGSIZE)
-        return rc;
-    return rc2;
+    int rc = shmq__ring_lease_n(r, owner, &maxlen, out, 1);
+    return rc > 0 ? 0 : rc;
 }
 
 int shmq__ring_ack(struct shmq__ring *r, struct shmq__lease *l, int post)
@@ -575,12 +681,29 @@ int shmq__ring_ack(struct shmq__ring *r, struct shmq__lease *l, int post)
     return 0;
 }
 
+void shmq__ring_ack_own(struct shmq__ring *r, struct shmq__lease *l)
+{
+    (void)r;
+    /* C3 as a release store: our reads of the payload happen before a
+     * producer's acquire (P1/P2) sees the slot free. */
+    atomic_store_explicit(&l->slot->word,
+                          shmq_word(shmq_w_lap(l->word) + 1, SHMQ_PH_FREE, 0,
+                                    SHMQ_OWNER_NONE),
+                          memory_order_release);
+}
+
 int shmq__ring_nack(struct shmq__ring *r, struct shmq__lease *l)
 {
     int rc = mark_retry(r, l->slot, l->idx, l->word, shmq_w_dlv(l->word));
     if (rc == 0)
         atomic_fetch_add_explicit(&r->hdr->nacked, 1, memory_order_relaxed);
     return rc;
+}
+
+int shmq__ring_giveback(struct shmq__ring *r, struct shmq__lease *l)
+{
+    unsigned dlv = shmq_w_dlv(l->word);
+    return mark_retry(r, l->slot, l->idx, l->word, dlv ? dlv - 1 : 0);
 }
 
 void shmq__ring_repair(struct shmq__ring *r, unsigned owner,

@@ -57,11 +57,23 @@ SHMQ_INTERNAL int shmq__ring_attach(struct shmq__ring *r, void *hdr,
 /* Producer: claim a FREE slot. 0, -EAGAIN (full), -EBADMSG. */
 SHMQ_INTERNAL int shmq__ring_claim(struct shmq__ring *r, unsigned owner,
                                    struct shmq__lease *out);
+/* Producer: claim up to n FREE slots (consecutive unless other producers
+ * claim in between). How many (>= 1), or -EAGAIN (full), -EBADMSG. */
+SHMQ_INTERNAL int shmq__ring_claim_n(struct shmq__ring *r, unsigned owner,
+                                     struct shmq__lease *out, unsigned n);
 /* Producer: publish a claimed slot with len bytes already written. */
 SHMQ_INTERNAL int shmq__ring_publish(struct shmq__ring *r,
                                      struct shmq__lease *c, uint32_t len,
                                      uint64_t id, uint64_t enqueue_ns,
                                      unsigned dlv, int post);
+/* Producer: publish a claim this process made and still holds, with a
+ * plain release store: nobody else moves a live process's WRITING word.
+ * Not an ordering point for waiters (no E3): a batch publishes its last
+ * slot with shmq__ring_publish, which is. Not for reservations handed
+ * back by a caller (they may be stale). */
+SHMQ_INTERNAL void shmq__ring_publish_own(struct shmq__ring *r,
+                                          struct shmq__lease *c, uint32_t len,
+                                          uint64_t id, uint64_t enqueue_ns);
 /* Producer: give up a claim; consumers skip the slot. */
 SHMQ_INTERNAL int shmq__ring_abort(struct shmq__ring *r,
                                    struct shmq__lease *c);
@@ -71,11 +83,26 @@ SHMQ_INTERNAL int shmq__ring_abort(struct shmq__ring *r,
  * leased), -EBADMSG. */
 SHMQ_INTERNAL int shmq__ring_lease(struct shmq__ring *r, unsigned owner,
                                    size_t maxlen, struct shmq__lease *out);
+/* Consumer: lease up to n messages, the i-th no longer than maxlen[i]
+ * (maxlen NULL: any length). How many (>= 1), or as shmq__ring_lease. */
+SHMQ_INTERNAL int shmq__ring_lease_n(struct shmq__ring *r, unsigned owner,
+                                     const size_t *maxlen,
+                                     struct shmq__lease *out, unsigned n);
 /* Consumer: end a lease. 0 or -ESTALE. */
 SHMQ_INTERNAL int shmq__ring_ack(struct shmq__ring *r, struct shmq__lease *l,
                                  int post);
+/* Consumer: end a lease with a release store, on a ring without a lease
+ * timeout only (there nobody takes back a live process's lease). Not an
+ * ordering point for waiters: a batch ends with shmq__ring_ack. */
+SHMQ_INTERNAL void shmq__ring_ack_own(struct shmq__ring *r,
+                                      struct shmq__lease *l);
 SHMQ_INTERNAL int shmq__ring_nack(struct shmq__ring *r,
                                   struct shmq__lease *l);
+
+/* Consumer: hand back a lease never shown to the caller; it is delivered
+ * again without counting this delivery. 0 or -ESTALE. */
+SHMQ_INTERNAL int shmq__ring_giveback(struct shmq__ring *r,
+                                      struct shmq__lease *l);
 
 /* Repair: turn every slot owner holds into SKIP (writing) or RETRY
  * (leased). Adds to *skipped and *returned. */

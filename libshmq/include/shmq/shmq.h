@@ -154,6 +154,16 @@ SHMQ_API int shmq_ack(shmq_t *q, shmq_msg_t *m);
  * Errors: -ESTALE, -EINVAL. */
 SHMQ_API int shmq_nack(shmq_t *q, shmq_msg_t *m);
 
+/*
+ * Batches: one call moves at most SHMQ_BATCH_MAX messages (a larger n is
+ * taken as SHMQ_BATCH_MAX; the count returned says how many moved). A
+ * batch takes consecutive slots where it can and makes its messages
+ * visible together: a consumer sees the first message of a sent batch
+ * when all of it is there, and a producer finds the slots of a received
+ * batch free together.
+ */
+#define SHMQ_BATCH_MAX 64
+
 /* Leases up to n messages; returns how many (>= 1), waiting for the first
  * one as shmq_lease does. */
 SHMQ_API int shmq_lease_batch(shmq_t *q, shmq_msg_t *msgs, size_t n,
