@@ -50,6 +50,7 @@ static const struct bt_transport *const transports[] = {
     &bt_pipe,
     &bt_unix,
     &bt_spinring,
+    &bt_ownring,
     &bt_cacheline,
 };
 #define NTRANSPORTS (sizeof(transports) / sizeof(transports[0]))
@@ -86,7 +87,7 @@ static void help(void)
     for (size_t i = 0; i < NTRANSPORTS; i++)
         printf("                            %-11s %s\n", transports[i]->name,
                transports[i]->about);
-    printf("                          raw = spinring,cacheline\n"
+    printf("                          raw = spinring,ownring,cacheline\n"
            "  -i, --instance NAME     shmq instance for the bench's queues\n"
            "                          (default bench<pid>; created and\n"
            "                          destroyed by the bench if absent)\n"
@@ -182,6 +183,7 @@ static int parse_transports(const char *s)
             const char *n = transports[i]->name;
             if (strcmp(w, n) == 0 || strcmp(w, "all") == 0 ||
                 (strcmp(w, "raw") == 0 && (transports[i] == &bt_spinring ||
+                                           transports[i] == &bt_ownring ||
                                            transports[i] == &bt_cacheline)))
                 m |= 1u << i;
         }

@@ -107,7 +107,7 @@ struct bt_transport {
 };
 
 extern const struct bt_transport bt_shmq, bt_shmq_sleep, bt_mq, bt_pipe,
-    bt_unix, bt_dpdk, bt_spinring, bt_cacheline;
+    bt_unix, bt_dpdk, bt_spinring, bt_ownring, bt_cacheline;
 
 /* ---- results -------------------------------------------------------------- */
 

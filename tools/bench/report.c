@@ -176,6 +176,31 @@ static const struct target targets[] = {
 };
 #define NTARGETS (sizeof(targets) / sizeof(targets[0]))
 
+/* Not targets: what per-message ownership costs, for reading the batch
+ * target (t_raw.c, ownring). */
+struct bound {
+    const char *what;
+    const char *label;
+    const char *subject, *peer;
+};
+
+static const struct bound bounds[] = {
+    {"64 B batch 32: ownring vs raw spin ring", "64 B batch 32", "ownring",
+     "spinring"},
+    {"64 B batch 32: shmq vs ownring", "64 B batch 32", "shmq", "ownring"},
+    {"64 B single: ownring vs raw spin ring", "64 B single", "ownring",
+     "spinring"},
+    {"64 B single: shmq vs ownring", "64 B single", "shmq", "ownring"},
+};
+#define NBOUNDS (sizeof(bounds) / sizeof(bounds[0]))
+
+static double bound_value(const struct bound *b, const struct bt_result *res,
+                          size_t n)
+{
+    return ratio(find_label(res, n, BT_TPUT, b->label, b->subject),
+                 find_label(res, n, BT_TPUT, b->label, b->peer), BT_M_MSGS);
+}
+
 /* Value of target t; NAN when not measured. */
 static double target_value(const struct target *t, const struct bt_result *res,
                            size_t n)
@@ -340,6 +365,19 @@ void bt_report_table(FILE *f, const struct bt_result *res, size_t n)
         fprintf(f, "  %-46s %10s %8s  %s\n", t->what, mv, goal,
                 target_verdict(t, v));
     }
+    int nb = 0;
+    for (size_t i = 0; i < NBOUNDS; i++) {
+        double v = bound_value(&bounds[i], res, n);
+        if (isnan(v))
+            continue;
+        if (!nb++)
+            fprintf(f, "\nWhat owning each message costs (ownring: the "
+                       "spinring with a CAS-taken\nstate word per record; "
+                       "msg/s ratios from this run)\n");
+        char mv[16];
+        fmt_ratio(mv, sizeof(mv), v);
+        fprintf(f, "  %-46s %10s\n", bounds[i].what, mv);
+    }
 }
 
 /* ---- JSON ------------------------------------------------------------------- */
@@ -482,7 +520,20 @@ void bt_report_json(FILE *f, const struct bt_result *res, size_t n)
         json_str(f, target_verdict(t, v));
         fputs("}", f);
     }
-    fputs("\n  ]\n}\n", f);
+    fputs("\n  ],\n  \"bounds\": [", f);
+    first = 1;
+    for (size_t i = 0; i < NBOUNDS; i++) {
+        double v = bound_value(&bounds[i], res, n);
+        if (isnan(v))
+            continue;
+        fputs(first ? "\n    {\"what\": " : ",\n    {\"what\": ", f);
+        first = 0;
+        json_str(f, bounds[i].what);
+        fputs(", \"value\": ", f);
+        json_num(f, v);
+        fputs("}", f);
+    }
+    fputs(first ? "]\n}\n" : "\n  ]\n}\n", f);
 }
 
 /* ---- CSV ---------------------------------------------------------------------- */
