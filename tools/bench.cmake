@@ -116,6 +116,7 @@ add_executable(shmq-bench
   bench/report.c
   bench/t_shmq.c
   bench/t_posixmq.c
+  bench/fdpair.c
   bench/t_pipe.c
   bench/t_unix.c
   bench/t_raw.c)

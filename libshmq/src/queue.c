@@ -265,14 +265,30 @@ static inline void copy(void *dst, const void *src, size_t n)
 
 /* ---- producers ---------------------------------------------------------- */
 
+/* Claim up to n slots into c[], waiting for the first as block() does.
+ * How many (>= 1) or an error. */
+struct claim_arg {
+    struct shmq__lease *c;
+    unsigned n;
+};
+
 static int try_claim(shmq_t *q, void *arg)
 {
-    return shmq__ring_claim(q->r, q->owner, arg);
+    struct claim_arg *a = arg;
+    return shmq__ring_claim_n(q->r, q->owner, a->c, a->n);
+}
+
+static int claim_n(shmq_t *q, struct shmq__lease *c, unsigned n,
+                   int64_t timeout_ns)
+{
+    struct claim_arg a = {c, n};
+    return block(q, &q->r->hdr->not_full, timeout_ns, try_claim, &a);
 }
 
 static inline int claim(shmq_t *q, struct shmq__lease *c, int64_t timeout_ns)
 {
-    return block(q, &q->r->hdr->not_full, timeout_ns, try_claim, c);
+    int rc = claim_n(q, c, 1, timeout_ns);
+    return rc > 0 ? 0 : rc;
 }
 
 static inline uint64_t enqueue_ns(const shmq_t *q)
@@ -304,17 +320,6 @@ int shmq_send(shmq_t *q, const void *msg, size_t len, int64_t timeout_ns)
 
 #define BATCH_MAX ((unsigned)SHMQ_BATCH_MAX)
 
-struct claim_arg {
-    struct shmq__lease *c;
-    unsigned n;
-};
-
-static int try_claim_n(shmq_t *q, void *arg)
-{
-    struct claim_arg *a = arg;
-    return shmq__ring_claim_n(q->r, q->owner, a->c, a->n);
-}
-
 int shmq_send_batch(shmq_t *q, const struct iovec *msgs, size_t n,
                     int64_t timeout_ns)
 {
@@ -340,8 +345,7 @@ int shmq_send_batch(shmq_t *q, const struct iovec *msgs, size_t n,
     }
     if (k == 0)
         return rc;
-    struct claim_arg a = {c, (unsigned)k};
-    int got = block(q, &q->r->hdr->not_full, timeout_ns, try_claim_n, &a);
+    int got = claim_n(q, c, (unsigned)k, timeout_ns);
     if (got <= 0)
         return got;
     uint64_t ts = enqueue_ns(q); /* one clock read per batch */
@@ -416,22 +420,33 @@ int shmq_abort(shmq_t *q, shmq_resv_t *r)
 
 /* ---- consumers ---------------------------------------------------------- */
 
+/* Lease up to n messages into l[], the i-th no longer than maxlen[i]
+ * (maxlen NULL: any length), waiting for the first as block() does. How
+ * many (>= 1) or an error. */
 struct lease_arg {
     struct shmq__lease *l;
-    size_t maxlen;
+    const size_t *maxlen;
+    unsigned n;
 };
 
 static int try_lease(shmq_t *q, void *arg)
 {
     struct lease_arg *a = arg;
-    return shmq__ring_lease(q->r, q->owner, a->maxlen, a->l);
+    return shmq__ring_lease_n(q->r, q->owner, a->maxlen, a->l, a->n);
+}
+
+static int lease_n(shmq_t *q, struct shmq__lease *l, const size_t *maxlen,
+                   unsigned n, int64_t timeout_ns)
+{
+    struct lease_arg a = {l, maxlen, n};
+    return block(q, &q->r->hdr->not_empty, timeout_ns, try_lease, &a);
 }
 
 static inline int lease(shmq_t *q, struct shmq__lease *l, size_t maxlen,
                         int64_t timeout_ns)
 {
-    struct lease_arg a = {l, maxlen};
-    return block(q, &q->r->hdr->not_empty, timeout_ns, try_lease, &a);
+    int rc = lease_n(q, l, &maxlen, 1, timeout_ns);
+    return rc > 0 ? 0 : rc;
 }
 
 static inline void count_leases(shmq_t *q, int delta)
@@ -485,18 +500,6 @@ int shmq_lease(shmq_t *q, shmq_msg_t *m, int64_t timeout_ns)
     return 0;
 }
 
-struct lease_n_arg {
-    struct shmq__lease *l;
-    const size_t *maxlen;
-    unsigned n;
-};
-
-static int try_lease_n(shmq_t *q, void *arg)
-{
-    struct lease_n_arg *a = arg;
-    return shmq__ring_lease_n(q->r, q->owner, a->maxlen, a->l, a->n);
-}
-
 int shmq_lease_batch(shmq_t *q, shmq_msg_t *msgs, size_t n,
                      int64_t timeout_ns)
 {
@@ -506,8 +509,8 @@ int shmq_lease_batch(shmq_t *q, shmq_msg_t *msgs, size_t n,
         return rc;
     if (!msgs || n == 0 || n > INT32_MAX)
         return -EINVAL;
-    struct lease_n_arg a = {l, NULL, n > BATCH_MAX ? BATCH_MAX : (unsigned)n};
-    int got = block(q, &q->r->hdr->not_empty, timeout_ns, try_lease_n, &a);
+    int got = lease_n(q, l, NULL, n > BATCH_MAX ? BATCH_MAX : (unsigned)n,
+                      timeout_ns);
     if (got <= 0)
         return got;
     for (int i = 0; i < got; i++)
@@ -604,8 +607,7 @@ int shmq_recv_batch(shmq_t *q, const struct iovec *bufs, size_t *lens,
     }
     if (k == 0)
         return rc;
-    struct lease_n_arg a = {l, maxlen, (unsigned)k};
-    int got = block(q, &q->r->hdr->not_empty, timeout_ns, try_lease_n, &a);
+    int got = lease_n(q, l, maxlen, (unsigned)k, timeout_ns);
     if (got <= 0)
         return got;
     for (int i = 0; i < got; i++)

@@ -183,6 +183,16 @@ uint64_t bt_now_ns(void);
  * yield so that an oversubscribed machine moves on. */
 void bt_backoff(unsigned *spins);
 
+/* ---- descriptor pairs (fdpair.c): the set-up of pipe and unix ------------- */
+
+enum { BT_FD_PIPE, BT_FD_SEQPACKET };
+/* One pipe or SOCK_SEQPACKET socket pair per queue of the run. */
+int bt_fdpairs_setup(struct bt_run *r, int kind, char *err, size_t errlen);
+void bt_fdpairs_teardown(struct bt_run *r, int killed);
+int bt_fdpairs_open(const struct bt_run *r, uint32_t qi, int role,
+                    struct bt_end *e);
+void bt_fdpairs_close(struct bt_end *e);
+
 /* ---- transports' global set-up (called once by main) ---------------------- */
 
 int bt_shmq_begin(const char *instance, char *err, size_t errlen);

@@ -14,11 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-struct pipes {
-    uint32_t n;
-    int fd[][2];
-};
-
 static const char *check(const struct bt_case *c)
 {
     if (c->size > PIPE_BUF && (c->producers > 1 || c->consumers > 1))
@@ -26,56 +21,9 @@ static const char *check(const struct bt_case *c)
     return NULL;
 }
 
-static void close_all(struct pipes *p)
-{
-    for (uint32_t i = 0; i < p->n; i++) {
-        close(p->fd[i][0]);
-        close(p->fd[i][1]);
-    }
-    p->n = 0;
-}
-
 static int setup(struct bt_run *r, char *err, size_t errlen)
 {
-    const struct bt_case *c = r->c;
-    uint32_t nq = c->wl == BT_RTT ? 2 : c->queues;
-    struct pipes *p = calloc(1, sizeof(*p) + nq * sizeof(p->fd[0]));
-    if (!p)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < nq; i++) {
-        if (pipe(p->fd[i]) < 0) {
-            int rc = -errno;
-            bt_errf(err, errlen, "pipe: %s", strerror(errno));
-            close_all(p);
-            free(p);
-            return rc;
-        }
-        p->n = i + 1;
-    }
-    r->priv = p;
-    return 0;
-}
-
-static void teardown(struct bt_run *r, int killed)
-{
-    (void)killed;
-    if (r->priv)
-        close_all(r->priv);
-    free(r->priv);
-    r->priv = NULL;
-}
-
-static int open_end(const struct bt_run *r, uint32_t qi, int role,
-                    struct bt_end *e)
-{
-    const struct pipes *p = r->priv;
-    e->fd = p->fd[qi][role == BT_SEND ? 1 : 0];
-    return 0;
-}
-
-static void close_end(struct bt_end *e)
-{
-    e->fd = -1;
+    return bt_fdpairs_setup(r, BT_FD_PIPE, err, errlen);
 }
 
 /* All of len bytes, across partial transfers. */
@@ -163,9 +111,9 @@ const struct bt_transport bt_pipe = {
     .about = "pipe(2), blocking read/write; batch = writev/readv",
     .check = check,
     .setup = setup,
-    .teardown = teardown,
-    .open = open_end,
-    .close = close_end,
+    .teardown = bt_fdpairs_teardown,
+    .open = bt_fdpairs_open,
+    .close = bt_fdpairs_close,
     .send = send1,
     .recv = recv1,
     .send_batch = send_batch,

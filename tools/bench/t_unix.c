@@ -13,67 +13,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-struct socks {
-    uint32_t n;
-    int fd[][2];
-};
-
 static const char *check(const struct bt_case *c)
 {
     (void)c;
     return NULL;
 }
 
-static void close_all(struct socks *s)
-{
-    for (uint32_t i = 0; i < s->n; i++) {
-        close(s->fd[i][0]);
-        close(s->fd[i][1]);
-    }
-    s->n = 0;
-}
-
 static int setup(struct bt_run *r, char *err, size_t errlen)
 {
-    const struct bt_case *c = r->c;
-    uint32_t nq = c->wl == BT_RTT ? 2 : c->queues;
-    struct socks *s = calloc(1, sizeof(*s) + nq * sizeof(s->fd[0]));
-    if (!s)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < nq; i++) {
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, s->fd[i]) < 0) {
-            int rc = -errno;
-            bt_errf(err, errlen, "socketpair: %s", strerror(errno));
-            close_all(s);
-            free(s);
-            return rc;
-        }
-        s->n = i + 1;
-    }
-    r->priv = s;
-    return 0;
-}
-
-static void teardown(struct bt_run *r, int killed)
-{
-    (void)killed;
-    if (r->priv)
-        close_all(r->priv);
-    free(r->priv);
-    r->priv = NULL;
-}
-
-static int open_end(const struct bt_run *r, uint32_t qi, int role,
-                    struct bt_end *e)
-{
-    const struct socks *s = r->priv;
-    e->fd = s->fd[qi][role == BT_SEND ? 0 : 1];
-    return 0;
-}
-
-static void close_end(struct bt_end *e)
-{
-    e->fd = -1;
+    return bt_fdpairs_setup(r, BT_FD_SEQPACKET, err, errlen);
 }
 
 static int send1(struct bt_end *e, const void *msg)
@@ -133,9 +81,9 @@ const struct bt_transport bt_unix = {
     .about = "Unix SOCK_SEQPACKET socketpair; batch = sendmmsg/recvmmsg",
     .check = check,
     .setup = setup,
-    .teardown = teardown,
-    .open = open_end,
-    .close = close_end,
+    .teardown = bt_fdpairs_teardown,
+    .open = bt_fdpairs_open,
+    .close = bt_fdpairs_close,
     .send = send1,
     .recv = recv1,
     .send_batch = send_batch,
