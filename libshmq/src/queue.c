@@ -585,6 +585,31 @@ int shmq_nack(shmq_t *q, shmq_msg_t *m)
     return rc;
 }
 
+/* recv_batch on a queue with a lease timeout: lease, copy and ack message
+ * by message, because a lease may be taken back under us; the batch ends
+ * before such a message (shmq_recv returns -ESTALE for it), and nothing
+ * after it was leased, so what the caller does not get stays in order. */
+static int recv_each(shmq_t *q, const struct iovec *bufs, size_t *lens,
+                     const size_t *maxlen, unsigned n, int64_t timeout_ns)
+{
+    struct shmq__lease l;
+    unsigned i;
+    int rc = 0;
+    for (i = 0; i < n; i++) {
+        rc = lease_n(q, &l, &maxlen[i], 1, i == 0 ? timeout_ns : 0);
+        if (rc <= 0)
+            break;
+        copy(bufs[i].iov_base, shmq__payload(l.slot), l.len);
+        if ((rc = shmq__ring_ack(q->r, &l, 0)) != 0)
+            break;
+        lens[i] = l.len;
+    }
+    if (i == 0)
+        return rc;
+    shmq__ec_post(&q->r->hdr->not_full);
+    return (int)i;
+}
+
 int shmq_recv_batch(shmq_t *q, const struct iovec *bufs, size_t *lens,
                     size_t n, int64_t timeout_ns)
 {
@@ -607,42 +632,27 @@ int shmq_recv_batch(shmq_t *q, const struct iovec *bufs, size_t *lens,
     }
     if (k == 0)
         return rc;
+    if (q->r->lease_timeout_ms)
+        return recv_each(q, bufs, lens, maxlen, (unsigned)k, timeout_ns);
     int got = lease_n(q, l, maxlen, (unsigned)k, timeout_ns);
     if (got <= 0)
         return got;
-    for (int i = 0; i < got; i++)
+    for (int i = 0; i < got; i++) {
         copy(bufs[i].iov_base, shmq__payload(l[i].slot), l[i].len);
-    int i;
-    if (!q->r->lease_timeout_ms) {
-        /* Nobody takes a lease back from a live process on a queue
-         * without a lease timeout, so every ack succeeds: free the slots
-         * from the last to the first, so that a producer waiting at the
-         * first finds the whole batch free at once. */
-        for (i = got; i-- > 1;)
-            shmq__ring_ack_own(q->r, &l[i]);
-        /* The first one last, with the seq_cst CAS the wake pairs with.
-         * (It fails only on a corrupt ring; the message may then come
-         * again: at least once.) */
-        shmq__ring_ack(q->r, &l[0], 0);
-        i = got;
-    } else {
-        for (i = 0; i < got; i++)
-            /* A lease taken back meanwhile (lease timeout) is not ours
-             * to hand out: it will be delivered again; end the batch
-             * before it, as shmq_recv returns -ESTALE for it. */
-            if (shmq__ring_ack(q->r, &l[i], 0) != 0)
-                break;
-        /* Leases after one taken back: the caller will not look at
-         * them; they go back to the queue as if never delivered. */
-        for (int j = i + 1; j < got; j++)
-            shmq__ring_giveback(q->r, &l[j]);
-        if (i == 0)
-            return -ESTALE;
+        lens[i] = l[i].len;
     }
-    for (int j = 0; j < i; j++)
-        lens[j] = l[j].len;
+    /* Without a lease timeout nobody takes a lease back from a live
+     * process, so every ack succeeds: free the slots from the last to the
+     * first, so that a producer waiting at the first finds the whole run
+     * free at once; all but the first with a plain store. */
+    for (int i = got; i-- > 1;)
+        shmq__ring_ack_own(q->r, &l[i]);
+    /* The first one last, with the seq_cst CAS the wake pairs with. (It
+     * fails only on a corrupt ring; the message may then come again: at
+     * least once.) */
+    shmq__ring_ack(q->r, &l[0], 0);
     shmq__ec_post(&q->r->hdr->not_full);
-    return i;
+    return got;
 }
 
 /* ---- introspection ------------------------------------------------------ */

@@ -261,6 +261,18 @@ int shmq__ring_claim(struct shmq__ring *r, unsigned owner,
     return rc > 0 ? 0 : rc;
 }
 
+/* The high-water mark is sampled at every 64th position published: a
+ * read of the consumers' head line on every message would cost a cache
+ * miss each. */
+static inline void sample_depth(struct shmq_ring_hdr *h, uint64_t pos)
+{
+    if ((pos & 63u) == 0) {
+        uint64_t hd = atomic_load_explicit(&h->head, memory_order_relaxed);
+        if (pos + 1 > hd)
+            note_high_water(h, pos + 1 - hd);
+    }
+}
+
 int shmq__ring_publish(struct shmq__ring *r, struct shmq__lease *c,
                        uint32_t len, uint64_t id, uint64_t enqueue_ns,
                        unsigned dlv, int post)
@@ -286,11 +298,7 @@ int shmq__ring_publish(struct shmq__ring *r, struct shmq__lease *c,
             shmq_word(shmq_w_lap(w), SHMQ_PH_READY, dlv, SHMQ_OWNER_NONE),
             memory_order_seq_cst, memory_order_relaxed))
         return -ESTALE;
-    if ((c->pos & 63u) == 0) {
-        uint64_t hd = atomic_load_explicit(&h->head, memory_order_relaxed);
-        if (c->pos + 1 > hd)
-            note_high_water(h, c->pos + 1 - hd);
-    }
+    sample_depth(h, c->pos);
     if (post)
         shmq__ec_post(&h->not_empty);
     return 0;
@@ -300,7 +308,6 @@ void shmq__ring_publish_own(struct shmq__ring *r, struct shmq__lease *c,
                             uint32_t len, uint64_t id, uint64_t enqueue_ns)
 {
     struct shmq_slot *s = c->slot;
-    (void)r;
     s->id = id;
     s->enqueue_ns = enqueue_ns;
     atomic_store_explicit((_Atomic uint32_t *)&s->len, len,
@@ -310,6 +317,7 @@ void shmq__ring_publish_own(struct shmq__ring *r, struct shmq__lease *c,
                           shmq_word(shmq_w_lap(c->word), SHMQ_PH_READY, 0,
                                     SHMQ_OWNER_NONE),
                           memory_order_release);
+    sample_depth(r->hdr, c->pos);
 }
 
 int shmq__ring_abort(struct shmq__ring *r, struct shmq__lease *c)
@@ -698,12 +706,6 @@ int shmq__ring_nack(struct shmq__ring *r, struct shmq__lease *l)
     if (rc == 0)
         atomic_fetch_add_explicit(&r->hdr->nacked, 1, memory_order_relaxed);
     return rc;
-}
-
-int shmq__ring_giveback(struct shmq__ring *r, struct shmq__lease *l)
-{
-    unsigned dlv = shmq_w_dlv(l->word);
-    return mark_retry(r, l->slot, l->idx, l->word, dlv ? dlv - 1 : 0);
 }
 
 void shmq__ring_repair(struct shmq__ring *r, unsigned owner,

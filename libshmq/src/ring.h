@@ -99,11 +99,6 @@ SHMQ_INTERNAL void shmq__ring_ack_own(struct shmq__ring *r,
 SHMQ_INTERNAL int shmq__ring_nack(struct shmq__ring *r,
                                   struct shmq__lease *l);
 
-/* Consumer: hand back a lease never shown to the caller; it is delivered
- * again without counting this delivery. 0 or -ESTALE. */
-SHMQ_INTERNAL int shmq__ring_giveback(struct shmq__ring *r,
-                                      struct shmq__lease *l);
-
 /* Repair: turn every slot owner holds into SKIP (writing) or RETRY
  * (leased). Adds to *skipped and *returned. */
 SHMQ_INTERNAL void shmq__ring_repair(struct shmq__ring *r, unsigned owner,

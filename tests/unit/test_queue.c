@@ -1119,6 +1119,184 @@ Test(queue, lease_batch_ack_batch)
     shmq_close(q);
 }
 
+/* Message i of the cap tests: i in its first bytes, then a letter, to a
+ * length that varies with i. */
+static size_t cap_msg(char *buf, uint32_t i)
+{
+    size_t len = 4 + i % 13;
+    memset(buf, 'a' + (char)(i % 26), len);
+    memcpy(buf, &i, sizeof(i));
+    return len;
+}
+
+static void cap_check(const void *data, size_t len, uint32_t i)
+{
+    char want[32];
+    size_t wlen = cap_msg(want, i);
+    cr_assert_eq(len, wlen, "message %u: length %zu, sent %zu", i, len,
+                 wlen);
+    cr_assert_eq(memcmp(data, want, wlen), 0, "message %u: payload", i);
+}
+
+/* Sends messages [from, from + 100) in two calls: SHMQ_BATCH_MAX, then
+ * the rest. */
+static void cap_send(shmq_t *q, uint32_t from)
+{
+    char bufs[100][32];
+    struct iovec out[100];
+    for (uint32_t i = 0; i < 100; i++)
+        out[i] = (struct iovec){bufs[i], cap_msg(bufs[i], from + i)};
+    cr_assert_eq(SHMQ_BATCH_MAX, 64);
+    cr_assert_eq(shmq_send_batch(q, out, 100, 0), SHMQ_BATCH_MAX,
+                 "one call sends at most SHMQ_BATCH_MAX");
+    cr_assert_eq(stats_of(q).depth, SHMQ_BATCH_MAX);
+    cr_assert_eq(shmq_send_batch(q, out + SHMQ_BATCH_MAX,
+                                 100 - SHMQ_BATCH_MAX, 0),
+                 100 - SHMQ_BATCH_MAX);
+    cr_assert_eq(stats_of(q).depth, 100);
+}
+
+/* A call asked for more than SHMQ_BATCH_MAX moves SHMQ_BATCH_MAX, the
+ * next the rest, in order; on 128 slots the second round wraps. */
+Test(queue, batch_cap_at_batch_max)
+{
+    mkq("q", 128, 32, 0, 0);
+    shmq_t *q = t_open(inst, "q");
+    char bufs[100][32];
+    struct iovec in[100];
+    size_t lens[100];
+    for (int i = 0; i < 100; i++)
+        in[i] = (struct iovec){bufs[i], sizeof(bufs[i])};
+
+    /* Positions 0..99: received. */
+    cap_send(q, 0);
+    memset(lens, 0xa5, sizeof(lens));
+    cr_assert_eq(shmq_recv_batch(q, in, lens, 100, 0), SHMQ_BATCH_MAX);
+    for (uint32_t i = 0; i < SHMQ_BATCH_MAX; i++)
+        cap_check(bufs[i], lens[i], i);
+    cr_assert_eq(lens[SHMQ_BATCH_MAX], (size_t)0xa5a5a5a5a5a5a5a5u,
+                 "a length past the batch was written");
+    struct shmq_stats st = stats_of(q);
+    cr_assert_eq(st.depth, 100 - SHMQ_BATCH_MAX);
+    cr_assert_eq(st.dequeued, SHMQ_BATCH_MAX);
+    cr_assert_eq(shmq_recv_batch(q, in, lens, 100, 0), 100 - SHMQ_BATCH_MAX);
+    for (uint32_t i = 0; i < 100 - SHMQ_BATCH_MAX; i++)
+        cap_check(bufs[i], lens[i], SHMQ_BATCH_MAX + i);
+    cr_assert_eq(shmq_recv_batch(q, in, lens, 100, 0), -EAGAIN);
+
+    /* Positions 100..199 (slots 100..127, 0..71): leased, then acked. */
+    cap_send(q, 100);
+    shmq_msg_t m[100];
+    cr_assert_eq(shmq_lease_batch(q, m, 100, 0), SHMQ_BATCH_MAX);
+    st = stats_of(q);
+    cr_assert_eq(st.in_flight, SHMQ_BATCH_MAX);
+    cr_assert_eq(st.depth, 100 - SHMQ_BATCH_MAX);
+    cr_assert_eq(shmq_lease_batch(q, m + SHMQ_BATCH_MAX, 100, 0),
+                 100 - SHMQ_BATCH_MAX);
+    cr_assert_eq(shmq_lease_batch(q, m, 1, 0), -EAGAIN);
+    for (uint32_t i = 0; i < 100; i++) {
+        cap_check(m[i].data, m[i].len, 100 + i);
+        cr_assert_eq(m[i].deliveries, 1);
+        if (i)
+            cr_assert_gt(m[i].id, m[i - 1].id, "message %u", 100 + i);
+    }
+    st = stats_of(q);
+    cr_assert_eq(st.in_flight, 100);
+    cr_assert_eq(st.depth, 0);
+    cr_assert_eq(shmq_ack_batch(q, m, SHMQ_BATCH_MAX), SHMQ_BATCH_MAX);
+    cr_assert_eq(stats_of(q).in_flight, 100 - SHMQ_BATCH_MAX);
+    cr_assert_eq(shmq_ack_batch(q, m + SHMQ_BATCH_MAX, 100 - SHMQ_BATCH_MAX),
+                 100 - SHMQ_BATCH_MAX);
+    cr_assert_eq(shmq_ack_batch(q, m, SHMQ_BATCH_MAX), 0, "all stale now");
+
+    st = stats_of(q);
+    cr_assert_eq(st.enqueued, 200);
+    cr_assert_eq(st.dequeued, 200);
+    cr_assert_eq(st.depth, 0);
+    cr_assert_eq(st.in_flight, 0);
+    cr_assert_eq(st.retry_pending, 0);
+    cr_assert_eq(st.redelivered, 0);
+    cr_assert_eq(st.skipped, 0);
+    /* Every slot is free again: the queue takes a full load. */
+    for (uint32_t i = 0; i < 128; i++)
+        cr_assert_eq(shmq_send(q, &i, sizeof(i), 0), 0, "slot %u", i);
+    cr_assert_eq(shmq_send(q, "x", 1, 0), -EAGAIN);
+    shmq_close(q);
+}
+
+/* On a queue with a lease timeout recv_batch acks each lease with a CAS
+ * (a lease may have been taken back): batches of every size still end
+ * acked, and the slots are free for the producer again. */
+Test(queue, recv_batch_with_lease_timeout)
+{
+    struct shmq_queue_config c;
+    shmq_queue_config_init(&c);
+    c.capacity = 128;
+    c.msg_max = 32;
+    c.lease_timeout_ns = UINT64_C(60000000000); /* nothing expires here */
+    cr_assert_eq(shmq_admin_create(adm, "q", &c), 0);
+    shmq_t *q = t_open(inst, "q");
+    cr_assert_eq(stats_of(q).lease_timeout_ns, c.lease_timeout_ns);
+    char bufs[100][32];
+    struct iovec in[100];
+    size_t lens[100];
+    for (int i = 0; i < 100; i++)
+        in[i] = (struct iovec){bufs[i], sizeof(bufs[i])};
+
+    cap_send(q, 0);
+    cr_assert_eq(shmq_recv_batch(q, in, lens, 100, 0), SHMQ_BATCH_MAX);
+    for (uint32_t i = 0; i < SHMQ_BATCH_MAX; i++)
+        cap_check(bufs[i], lens[i], i);
+    cr_assert_eq(shmq_recv_batch(q, in, lens, 100, 0), 100 - SHMQ_BATCH_MAX);
+    for (uint32_t i = 0; i < 100 - SHMQ_BATCH_MAX; i++)
+        cap_check(bufs[i], lens[i], SHMQ_BATCH_MAX + i);
+    cr_assert_eq(shmq_recv_batch(q, in, lens, 100, 0), -EAGAIN);
+    struct shmq_stats st = stats_of(q);
+    cr_assert_eq(st.dequeued, 100);
+    cr_assert_eq(st.depth, 0);
+    cr_assert_eq(st.in_flight, 0);
+    cr_assert_eq(st.retry_pending, 0);
+    cr_assert_eq(st.redelivered, 0);
+
+    /* Batches of 1..13 round the ring, a lease and a nack among them:
+     * the redelivery comes first in the next batch, then the rest in
+     * order. */
+    uint32_t next = 100, want = 100;
+    for (uint32_t round = 0; round < 40; round++) {
+        uint32_t k = 1 + round % 13;
+        for (uint32_t i = 0; i < k; i++) {
+            char b[32];
+            size_t len = cap_msg(b, next++);
+            cr_assert_eq(shmq_send(q, b, len, 0), 0);
+        }
+        if (round % 5 == 4) {
+            shmq_msg_t m;
+            cr_assert_eq(shmq_lease(q, &m, 0), 0);
+            cap_check(m.data, m.len, want);
+            cr_assert_eq(shmq_nack(q, &m), 0);
+            cr_assert_eq(shmq_recv_batch(q, in, lens, k, 0), (int)k);
+            for (uint32_t i = 0; i < k; i++)
+                cap_check(bufs[i], lens[i], want + i);
+        } else {
+            cr_assert_eq(shmq_recv_batch(q, in, lens, 100, 0), (int)k);
+            for (uint32_t i = 0; i < k; i++)
+                cap_check(bufs[i], lens[i], want + i);
+        }
+        want += k;
+    }
+    st = stats_of(q);
+    cr_assert_eq(st.enqueued, next);
+    cr_assert_eq(st.dequeued, next);
+    cr_assert_eq(st.depth, 0);
+    cr_assert_eq(st.in_flight, 0);
+    cr_assert_eq(st.retry_pending, 0);
+    cr_assert_eq(st.redelivered, 8);
+    for (uint32_t i = 0; i < 128; i++)
+        cr_assert_eq(shmq_send(q, &i, sizeof(i), 0), 0, "slot %u", i);
+    cr_assert_eq(shmq_send(q, "x", 1, 0), -EAGAIN);
+    shmq_close(q);
+}
+
 static uint64_t clock_ns(clockid_t clk)
 {
     struct timespec ts;

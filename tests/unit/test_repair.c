@@ -14,7 +14,7 @@
  *   - a message that kills each consumer ends in the dead-letter ring after
  *     max_deliveries deliveries while the others flow;
  *   - SIGKILL at random and at chosen points of send and lease/ack loops,
- *     20 rounds:
+ *     20 rounds, with single messages and with batches:
  *     nothing confirmed is lost, duplicates only after a death and marked
  *     as such, the queue drains;
  *   - fork: a child never acts under its parent's token, and outlives it;
@@ -618,6 +618,15 @@ Test(repair, poison_message_goes_to_dead_letters)
  *   consumer: at a random moment of its loop, or holding a lease it has
  *             already recorded (so the message must come back, marked).
  * The kills come in random order, a random moment apart.
+ *
+ * The batched variant sends with shmq_send_batch and leases with
+ * shmq_lease_batch / shmq_ack_batch, batches of random sizes up to
+ * K_BATCH: a producer killed inside a batch may leave several claimed
+ * slots (skipped) and later ones of the batch published, and a consumer
+ * killed between its lease and its ack holds a whole batch. A producer
+ * that halts sends exactly its planned messages first; a consumer that
+ * halts leases the message it halts on in a batch of its own, so that it
+ * holds exactly one lease then, as in the single-message variant.
  */
 #ifdef T_TSAN
 #define K_ITER 12u
@@ -628,6 +637,7 @@ Test(repair, poison_message_goes_to_dead_letters)
 #define K_MSG 48u
 #define K_NOHALT UINT32_MAX
 #define K_CAP 64u
+#define K_BATCH 40u /* batched variant: batch sizes 1..K_BATCH */
 
 struct kill_loop {
     _Atomic uint64_t consumed; /* records made by the current consumer */
@@ -642,12 +652,32 @@ struct kill_producer_arg {
     uint32_t iter;
     uint32_t halt_at; /* reserve this seq, write half, stop */
     int fd;
+    uint32_t batch;   /* 0: shmq_send; else batches of 1..batch */
+    uint64_t seed;    /* batch sizes */
 };
 
 struct kill_consumer_arg {
     struct kill_loop *k;
     uint32_t halt_at; /* stop holding the lease of this record */
+    uint32_t batch;   /* 0: shmq_lease/shmq_ack; else batches of 1..batch */
+    uint64_t seed;    /* batch sizes */
 };
+
+static uint64_t seed_of(void)
+{
+    const char *s = getenv("SHMQ_TEST_SEED");
+    if (s && *s)
+        return strtoull(s, NULL, 0);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+}
+
+static uint32_t rnd(uint64_t *s)
+{
+    *s = *s * 6364136223846793005u + 1442695040888963407u;
+    return (uint32_t)(*s >> 33);
+}
 
 static size_t k_make(uint8_t *buf, uint32_t iter, uint32_t seq)
 {
@@ -659,12 +689,32 @@ static size_t k_make(uint8_t *buf, uint32_t iter, uint32_t seq)
     return len;
 }
 
+/* Send messages seq.. of a batch of 1..a->batch, never past the seq the
+ * producer halts at; returns how many were sent. */
+static uint32_t k_send_batch(shmq_t *q, const struct kill_producer_arg *a,
+                             uint64_t *s, uint32_t seq)
+{
+    uint8_t bufs[K_BATCH][K_MSG];
+    struct iovec iov[K_BATCH];
+    uint32_t end = a->halt_at < K_MAXSEQ ? a->halt_at : K_MAXSEQ;
+    uint32_t n = 1 + rnd(s) % a->batch;
+    if (n > end - seq)
+        n = end - seq;
+    for (uint32_t i = 0; i < n; i++)
+        iov[i] = (struct iovec){bufs[i], k_make(bufs[i], a->iter, seq + i)};
+    int rc = shmq_send_batch(q, iov, n, BOUND_MS * MS);
+    CHILD_REQUIRE(rc >= 1 && (uint32_t)rc <= n, "send_batch of %u: %d (%s)",
+                  n, rc, rc < 0 ? shmq_strerror(rc) : "count");
+    return (uint32_t)rc;
+}
+
 static void kill_producer(const void *arg)
 {
     const struct kill_producer_arg *a = arg;
     shmq_t *q = open_q("q");
     uint8_t buf[K_MSG];
-    for (uint32_t seq = 0; seq < K_MAXSEQ; seq++) {
+    uint64_t s = a->seed;
+    for (uint32_t seq = 0; seq < K_MAXSEQ;) {
         size_t len = k_make(buf, a->iter, seq);
         if (seq == a->halt_at) {
             shmq_resv_t rv;
@@ -674,11 +724,22 @@ static void kill_producer(const void *arg)
             atomic_store(&a->k->prod_halted, 1);
             pause_forever();
         }
-        int rc = shmq_send(q, buf, len, BOUND_MS * MS);
-        CHILD_REQUIRE(rc == 0, "send: %s", shmq_strerror(rc));
-        /* Confirmed only after the send returned 0. */
-        CHILD_REQUIRE(write(a->fd, &seq, sizeof(seq)) == sizeof(seq),
+        uint32_t n = 1;
+        if (a->batch) {
+            n = k_send_batch(q, a, &s, seq);
+        } else {
+            int rc = shmq_send(q, buf, len, BOUND_MS * MS);
+            CHILD_REQUIRE(rc == 0, "send: %s", shmq_strerror(rc));
+        }
+        /* Confirmed only after the send returned: one write (less than
+         * PIPE_BUF) for the whole batch. */
+        uint32_t seqs[K_BATCH];
+        for (uint32_t i = 0; i < n; i++)
+            seqs[i] = seq + i;
+        CHILD_REQUIRE(write(a->fd, seqs, n * sizeof(seqs[0])) ==
+                          (ssize_t)(n * sizeof(seqs[0])),
                       "confirm");
+        seq += n;
     }
     pause_forever();
 }
@@ -704,29 +765,55 @@ static int k_record(struct kill_loop *k, const shmq_msg_t *m)
     return (atomic_fetch_or(&k->dlv_seen[key], bit) & bit) == 0;
 }
 
+/* How many to lease next (batched): 1..a->batch, but the record the
+ * consumer halts on comes alone in its batch. */
+static uint32_t k_lease_size(const struct kill_consumer_arg *a, uint64_t *s,
+                             uint32_t n)
+{
+    uint32_t want = 1 + rnd(s) % a->batch;
+    if (a->halt_at == K_NOHALT)
+        return want;
+    if (n == a->halt_at)
+        return 1;
+    return want < a->halt_at - n ? want : a->halt_at - n;
+}
+
 static void kill_consumer(const void *arg)
 {
     const struct kill_consumer_arg *a = arg;
     struct kill_loop *k = a->k;
     shmq_t *q = open_q("q");
+    uint64_t s = a->seed;
+    shmq_msg_t ms[K_BATCH];
     for (uint32_t n = 0;;) {
-        shmq_msg_t m;
-        int rc = shmq_lease(q, &m, BOUND_MS * MS);
-        if (rc == -ETIMEDOUT)
+        uint32_t want = a->batch ? k_lease_size(a, &s, n) : 1;
+        int got = a->batch ? shmq_lease_batch(q, ms, want, BOUND_MS * MS)
+                           : shmq_lease(q, &ms[0], BOUND_MS * MS);
+        if (got == -ETIMEDOUT)
             continue;
-        CHILD_REQUIRE(rc == 0, "lease: %s", shmq_strerror(rc));
-        if (!k_record(k, &m)) {
-            atomic_store(&k->bad, 1);
-            CHILD_REQUIRE(0, "bad delivery id %llu deliveries %u",
-                          (unsigned long long)m.id, m.deliveries);
-        }
-        if (n++ == a->halt_at) {
+        CHILD_REQUIRE(got >= 0, "lease: %s", shmq_strerror(got));
+        got = a->batch ? got : 1;
+        CHILD_REQUIRE(got >= 1 && (uint32_t)got <= want,
+                      "lease_batch of %u: %d", want, got);
+        /* Every message is recorded before it is acked: a kill never
+         * loses the record of an acked message. */
+        for (int i = 0; i < got; i++)
+            if (!k_record(k, &ms[i])) {
+                atomic_store(&k->bad, 1);
+                CHILD_REQUIRE(0, "bad delivery id %llu deliveries %u",
+                              (unsigned long long)ms[i].id,
+                              ms[i].deliveries);
+            }
+        if (n == a->halt_at) { /* got is 1 here */
             atomic_store(&k->cons_halted, 1);
             pause_forever();
         }
-        rc = shmq_ack(q, &m);
-        CHILD_REQUIRE(rc == 0, "ack: %s", shmq_strerror(rc));
-        atomic_fetch_add(&k->consumed, 1);
+        n += (uint32_t)got;
+        int rc = a->batch ? shmq_ack_batch(q, ms, (size_t)got)
+                          : shmq_ack(q, &ms[0]);
+        CHILD_REQUIRE(rc == (a->batch ? got : 0), "ack: %d (%s)", rc,
+                      rc < 0 ? shmq_strerror(rc) : "count");
+        atomic_fetch_add(&k->consumed, (uint64_t)got);
     }
 }
 
@@ -751,22 +838,6 @@ static int k_drain(int fd, uint8_t *confirmed, uint32_t iter, uint32_t *n)
     }
 }
 
-static uint64_t seed_of(void)
-{
-    const char *s = getenv("SHMQ_TEST_SEED");
-    if (s && *s)
-        return strtoull(s, NULL, 0);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
-}
-
-static uint32_t rnd(uint64_t *s)
-{
-    *s = *s * 6364136223846793005u + 1442695040888963407u;
-    return (uint32_t)(*s >> 33);
-}
-
 /*
  * Targets both processes reach while both live. The consumer's target c
  * counts leases (when it halts on one) or acks; the producer's p counts
@@ -788,22 +859,39 @@ static void kill_targets(uint64_t *s, uint32_t left, int prod_halts,
     *p = lo + rnd(s) % (hi - lo + 1);
 }
 
+/* At most how many leases or claims one process holds (batch 0: one). */
+static uint32_t k_held_max(uint32_t batch)
+{
+    return batch ? batch : 1;
+}
+
+static uint64_t k_seed(uint64_t *s)
+{
+    uint64_t hi = rnd(s);
+    return hi << 32 | rnd(s);
+}
+
 /* One round: run, kill, reap. */
 static void kill_round(struct kill_loop *k, uint8_t *confirmed, uint32_t it,
                        uint64_t *s, int prod_halts, int cons_halts,
-                       uint32_t left)
+                       uint32_t left, uint32_t batch)
 {
     uint32_t want_sent, want_used;
     kill_targets(s, left, prod_halts, cons_halts, &want_sent, &want_used);
     atomic_store(&k->consumed, 0);
     atomic_store(&k->prod_halted, 0);
     atomic_store(&k->cons_halted, 0);
-    struct kill_consumer_arg ca = {k, cons_halts ? want_used - 1 : K_NOHALT};
+    /* Seeds for the batch sizes only in the batched variant: a seed
+     * replays the single-message variant as before. */
+    uint64_t cseed = batch ? k_seed(s) : 0;
+    uint64_t pseed = batch ? k_seed(s) : 0;
+    struct kill_consumer_arg ca = {k, cons_halts ? want_used - 1 : K_NOHALT,
+                                   batch, cseed};
     pid_t cons = spawn(kill_consumer, &ca);
     int fds[2];
     cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
     struct kill_producer_arg pa = {k, it, prod_halts ? want_sent : K_NOHALT,
-                                   fds[1]};
+                                   fds[1], batch, pseed};
     pid_t prod = spawn(kill_producer, &pa);
     close(fds[1]);
     cr_assert_eq(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
@@ -842,11 +930,11 @@ static void kill_round(struct kill_loop *k, uint8_t *confirmed, uint32_t it,
     if (cons_halts)
         cr_assert_eq(rep.redelivered, 1, "round %u: the held lease", it);
     else
-        cr_assert_leq(rep.redelivered, 1);
+        cr_assert_leq(rep.redelivered, k_held_max(batch));
     if (prod_halts)
         cr_assert_eq(rep.skipped, 1, "round %u: the held reservation", it);
     else
-        cr_assert_leq(rep.skipped, 1);
+        cr_assert_leq(rep.skipped, k_held_max(batch));
 }
 
 /* Take everything waiting, here (passing skipped slots too). */
@@ -865,7 +953,8 @@ static uint64_t k_drain_queue(shmq_t *q, struct kill_loop *k)
     return n;
 }
 
-Test(repair, kill_at_random_and_chosen_points, .timeout = 200)
+/* The whole test, single messages (batch 0) or batched. */
+static void kill_test(uint32_t batch, const char *label)
 {
     create_q("q", K_CAP, 0); /* no dead-lettering: nothing may leave */
     shmq_t *q = t_open(inst(), "q");
@@ -875,7 +964,7 @@ Test(repair, kill_at_random_and_chosen_points, .timeout = 200)
     cr_assert_not_null(confirmed);
     uint64_t seed = seed_of();
     uint64_t s = seed;
-    fprintf(stderr, "kill points: SHMQ_TEST_SEED=%#llx\n",
+    fprintf(stderr, "%s: SHMQ_TEST_SEED=%#llx\n", label,
             (unsigned long long)seed);
     unsigned n_ph = 0, n_ch = 0;
     uint64_t drained = 0;
@@ -895,7 +984,7 @@ Test(repair, kill_at_random_and_chosen_points, .timeout = 200)
         uint64_t left = stats_of(q).depth;
         cr_assert_leq(left, K_CAP);
         kill_round(k, confirmed, it, &s, prod_halts[it], cons_halts[it],
-                   (uint32_t)left);
+                   (uint32_t)left, batch);
     }
 
     drained += k_drain_queue(q, k);
@@ -916,8 +1005,10 @@ Test(repair, kill_at_random_and_chosen_points, .timeout = 200)
                               seq);
             } else if (r) {
                 /* Sent, then killed before confirming: only the next
-                 * one, and never the half-written reservation. */
-                cr_assert(seq == next && !prod_halts[it],
+                 * one (of a batch: the next batch, perhaps not all of
+                 * it), and never the half-written reservation. */
+                cr_assert(seq >= next && seq - next < k_held_max(batch) &&
+                              !prod_halts[it],
                           "round %u seq %u received, never sent", it, seq);
             }
             if (r) {
@@ -933,10 +1024,10 @@ Test(repair, kill_at_random_and_chosen_points, .timeout = 200)
         }
     }
     /* A redelivery only for a consumer killed holding a lease: at least
-     * the held ones, at most one per round. */
+     * the held ones, at most one per round (a batch per round). */
     cr_assert_geq(dups, n_ch);
     cr_assert_leq(dups, extra);
-    cr_assert_leq(extra, K_ITER);
+    cr_assert_leq(extra, K_ITER * k_held_max(batch));
     struct shmq_stats st = stats_of(q);
     cr_assert_eq(st.redelivered, extra, "redelivered %llu, seen %llu",
                  (unsigned long long)st.redelivered,
@@ -948,16 +1039,16 @@ Test(repair, kill_at_random_and_chosen_points, .timeout = 200)
     cr_assert_eq(st.enqueued, got, "enqueued %llu, distinct received %llu",
                  (unsigned long long)st.enqueued, (unsigned long long)got);
     cr_assert_geq(st.skipped, n_ph);
-    cr_assert_leq(st.skipped, K_ITER);
+    cr_assert_leq(st.skipped, K_ITER * k_held_max(batch));
     cr_assert_eq(shmq_admin_reap(g_admin, NULL), 0);
     struct shmq_proc_info pi[4];
     cr_assert_eq(shmq_admin_procs(g_admin, pi, 4), 1, "only the test left");
     fprintf(stderr,
-            "kill points: %u rounds (%u producers held a reservation, %u "
+            "%s: %u rounds (%u producers held a reservation, %u "
             "consumers a lease), %llu confirmed, %llu distinct received, "
             "%llu duplicates, %llu redelivered, %llu skipped, %llu drained "
             "by the test; waiting counts after: producers %u consumers %u\n",
-            K_ITER, n_ph, n_ch, (unsigned long long)conf,
+            label, K_ITER, n_ph, n_ch, (unsigned long long)conf,
             (unsigned long long)got, (unsigned long long)dups,
             (unsigned long long)st.redelivered,
             (unsigned long long)st.skipped, (unsigned long long)drained,
@@ -965,6 +1056,16 @@ Test(repair, kill_at_random_and_chosen_points, .timeout = 200)
     free(confirmed);
     munmap(k, sizeof(*k));
     shmq_close(q);
+}
+
+Test(repair, kill_at_random_and_chosen_points, .timeout = 200)
+{
+    kill_test(0, "kill points");
+}
+
+Test(repair, kill_batches_at_random_and_chosen_points, .timeout = 200)
+{
+    kill_test(K_BATCH, "kill points, batches");
 }
 
 /* ---- (e) fork ---------------------------------------------------------------- */

@@ -14,17 +14,24 @@
  * reaches the total. They wait with a short timeout only so that they can
  * look at that count again; no result depends on it.
  *
- * Variants: copying send/recv (1,000,000 messages), batches with
- * sleep-only waiting (spin_ns = 0), zero-copy reserve/commit with some
- * aborted reservations and lease/ack (single and batched). One more test,
- * in one process, checks that stale reservations and leases leave their
- * slot alone once it holds another message, and two run the copying and
- * zero-copy variants in threads of one process sharing one handle.
+ * Variants: copying send/recv (1,000,000 messages), batches (of random
+ * sizes, now and then above SHMQ_BATCH_MAX) with sleep-only waiting
+ * (spin_ns = 0) and with the default spin, zero-copy reserve/commit with
+ * some aborted reservations and lease/ack (single and batched). One more
+ * test, in one process, checks that stale reservations and leases leave
+ * their slot alone once it holds another message, and three run the
+ * copying, batch and zero-copy variants in threads of one process sharing
+ * one handle.
+ *
+ * The last test is white-box (ring.h, segment.h): shmq_recv_batch on a
+ * queue with a lease timeout when a lease of its batch is taken back
+ * before its ack.
  */
 #include <criterion/criterion.h>
 #include <shmq/admin.h>
 #include <shmq/shmq.h>
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -33,11 +40,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common.h"
+#include "segment.h"
 
 /* Sanitizers slow every atomic and copy down: smaller counts (TSan much
  * more than ASan). */
@@ -260,17 +269,25 @@ static void produce_copy(shmq_t *q, struct run *r, uint32_t me)
     }
 }
 
+/* Batch sizes 1..BATCH_ASK: now and then more than one call moves
+ * (SHMQ_BATCH_MAX), so the cap is taken under load too. */
+#define BATCH_ASK 80u
+
+static uint32_t batch_size(unsigned *rnd)
+{
+    *rnd = *rnd * 1103515245u + 12345u;
+    return 1 + (*rnd >> 16) % BATCH_ASK;
+}
+
 static void produce_batch(shmq_t *q, struct run *r, uint32_t me)
 {
-    enum { B = 16 };
-    uint8_t bufs[B][MSG_MAX];
-    struct iovec iov[B];
+    uint8_t bufs[BATCH_ASK][MSG_MAX];
+    struct iovec iov[BATCH_ASK];
     uint32_t seq = 0;
     unsigned rnd = me * 2654435761u + 1u;
 
     while (seq < r->per_prod) {
-        rnd = rnd * 1103515245u + 12345u;
-        uint32_t n = 1 + (rnd >> 16) % B;
+        uint32_t n = batch_size(&rnd);
         if (n > r->per_prod - seq)
             n = r->per_prod - seq;
         for (uint32_t i = 0; i < n; i++) {
@@ -278,8 +295,8 @@ static void produce_batch(shmq_t *q, struct run *r, uint32_t me)
             iov[i].iov_len = make_msg(bufs[i], me, seq + i);
         }
         int rc = shmq_send_batch(q, iov, n, SEND_TIMEOUT_NS);
-        CHILD_REQUIRE(rc >= 1 && (uint32_t)rc <= n,
-                      "send_batch of %u at seq %u: %s", n, seq,
+        CHILD_REQUIRE(rc >= 1 && (uint32_t)rc <= n && rc <= SHMQ_BATCH_MAX,
+                      "send_batch of %u at seq %u: %d (%s)", n, seq, rc,
                       rc < 0 ? shmq_strerror(rc) : "bad count");
         /* The rest of a short batch is sent again next round. */
         seq += (uint32_t)rc;
@@ -367,21 +384,23 @@ static void consume_copy(shmq_t *q, struct run *r, uint32_t me, int64_t *last)
 
 static void consume_batch(shmq_t *q, struct run *r, uint32_t me, int64_t *last)
 {
-    enum { B = 16 };
-    uint8_t bufs[B][MSG_MAX];
-    struct iovec iov[B];
-    size_t lens[B];
-    for (unsigned i = 0; i < B; i++) {
+    uint8_t bufs[BATCH_ASK][MSG_MAX];
+    struct iovec iov[BATCH_ASK];
+    size_t lens[BATCH_ASK];
+    unsigned rnd = me * 40503u + 7u;
+    for (unsigned i = 0; i < BATCH_ASK; i++) {
         iov[i].iov_base = bufs[i];
         iov[i].iov_len = MSG_MAX;
     }
     while (keep_going(r)) {
-        int n = shmq_recv_batch(q, iov, lens, B, POLL_NS);
+        uint32_t ask = batch_size(&rnd);
+        int n = shmq_recv_batch(q, iov, lens, ask, POLL_NS);
         if (n < 0) {
             CHILD_REQUIRE(!wait_error(n), "recv_batch: %s", shmq_strerror(n));
             continue;
         }
-        CHILD_REQUIRE(n >= 1 && n <= B, "recv_batch returned %d", n);
+        CHILD_REQUIRE(n >= 1 && (uint32_t)n <= ask && n <= SHMQ_BATCH_MAX,
+                      "recv_batch of %u returned %d", ask, n);
         for (int i = 0; i < n; i++)
             take_msg(r, last, bufs[i], lens[i]);
         counted(r, me, (uint64_t)n);
@@ -638,6 +657,13 @@ Test(ring, mpmc_batch_sleep_only)
     run_mpmc(M_BATCH, 50000u / T_SCALE, 0, 0, 0, "batch, spin 0");
 }
 
+/* The same with the default spin before sleeping: producers and consumers
+ * mostly meet while polling. */
+Test(ring, mpmc_batch_default_wait)
+{
+    run_mpmc(M_BATCH, 250000u / T_SCALE, 20000, 0, 0, "batch");
+}
+
 Test(ring, mpmc_zero_copy)
 {
     run_mpmc(M_ZEROCOPY, 25000u / T_SCALE, 20000, 97, 0, "reserve/lease");
@@ -654,4 +680,187 @@ Test(ring, mpmc_threads_share_one_handle)
 Test(ring, mpmc_threads_zero_copy)
 {
     run_mpmc(M_ZEROCOPY, 25000u / T_SCALE, 20000, 97, 1, "reserve/lease");
+}
+
+/* Batches in threads sharing one handle: under TSan this checks that the
+ * payload of a batch is ordered by its publication and by its release
+ * (both from the last slot to the first, plain stores but for the first
+ * slot), which TSan cannot see across processes. */
+Test(ring, mpmc_threads_batch)
+{
+    run_mpmc(M_BATCH, 250000u / T_SCALE, 20000, 0, 1, "batch");
+}
+
+/* ---- white-box: a lease taken back inside a batch --------------------------- */
+
+/* Our own view of a queue's segment next to a handle on it. */
+struct gb {
+    shmq_t *q;              /* the test's handle: registers us */
+    unsigned owner;         /* our process-table index */
+    struct shmq__qseg seg;  /* our own view of the same segment */
+};
+
+static void gb_open(struct gb *g, const char *name)
+{
+    uint32_t tok;
+    g->q = t_open(shmq_admin_instance(g_admin), name);
+    cr_assert_eq(shmq_token(g->q, &tok), 0);
+    g->owner = SHMQ_TOKEN_IDX(tok);
+    int rc = shmq__qseg_open(shmq_admin_instance(g_admin), name, 1, &g->seg);
+    cr_assert_eq(rc, 0, "qseg_open: %s", shmq_strerror(rc));
+}
+
+static void gb_close(struct gb *g)
+{
+    shmq__qseg_close(&g->seg);
+    shmq_close(g->q);
+}
+
+static struct shmq_stats gb_stats(struct gb *g)
+{
+    struct shmq_stats st = {.size = sizeof(st)};
+    cr_assert_eq(shmq_stats(g->q, &st), 0);
+    return st;
+}
+
+/* The ring's own counters: nothing left waiting for redelivery. */
+static void gb_no_retry(struct gb *g)
+{
+    struct shmq__ring *r = &g->seg.main;
+    cr_assert_eq(atomic_load(&r->hdr->retry_count), 0, "retry_count %llu",
+                 (unsigned long long)atomic_load(&r->hdr->retry_count));
+    for (uint32_t i = 0; i < (r->cap + 63) / 64; i++)
+        cr_assert_eq(atomic_load(&r->bitmap[i]), 0, "retry bitmap word %u",
+                     i);
+}
+
+static void gb_expect(struct gb *g, const char *want, uint64_t id,
+                      uint32_t deliveries)
+{
+    shmq_msg_t m;
+    int rc = shmq_lease(g->q, &m, 0);
+    cr_assert_eq(rc, 0, "lease for %s: %s", want, shmq_strerror(rc));
+    cr_assert_eq(m.len, strlen(want) + 1, "%s: length %zu", want, m.len);
+    cr_assert_str_eq((const char *)m.data, want);
+    cr_assert_eq(m.id, id, "%s: id %llu, was %llu", want,
+                 (unsigned long long)m.id, (unsigned long long)id);
+    cr_assert_eq(m.deliveries, deliveries, "%s: deliveries %u, want %u",
+                 want, m.deliveries, deliveries);
+    cr_assert_eq(shmq_ack(g->q, &m), 0);
+}
+
+/*
+ * shmq_recv_batch on a queue with a lease timeout, with a lease of the
+ * batch taken back between its lease and its ack: the batch ends before
+ * it, the messages after it were never leased and wait in order, the one
+ * taken back comes again as a redelivery. A lease is stamped with the monotonic clock as
+ * it is taken, so clock_gettime, interposed for this file, is where the
+ * test steps in: at the first monotonic clock read after the chosen slot
+ * was leased, it takes that lease back as the lease timeout would.
+ */
+static int (*_Atomic g_real_clock)(clockid_t, struct timespec *);
+
+__attribute__((constructor)) static void find_clock(void)
+{
+    atomic_store(&g_real_clock, (int (*)(clockid_t, struct timespec *))
+                                    dlsym(RTLD_NEXT, "clock_gettime"));
+}
+
+/* Set only by the one-threaded test below. */
+static struct {
+    struct shmq__ring *r;
+    uint32_t idx;  /* take back the lease of this slot */
+    int taken;
+} g_take;
+
+int clock_gettime(clockid_t clk, struct timespec *ts)
+{
+    if (g_take.r && !g_take.taken && clk == CLOCK_MONOTONIC) {
+        struct shmq_slot *s = shmq__slot(g_take.r, g_take.idx);
+        uint64_t w = atomic_load(&s->word);
+        if (shmq_w_phase(w) == SHMQ_PH_LEASED) {
+            struct shmq__lease l = {s, w, SHMQ_NOPOS, g_take.idx, 0};
+            g_take.taken = shmq__ring_nack(g_take.r, &l) == 0 ? 1 : -1;
+        }
+    }
+    int (*real)(clockid_t, struct timespec *) = atomic_load_explicit(
+        &g_real_clock, memory_order_relaxed);
+    if (real)
+        return real(clk, ts);
+    return (int)syscall(SYS_clock_gettime, clk, ts);
+}
+
+/* Send four messages "<tag>0".."<tag>3" at positions from..from+3, take
+ * back the lease of position from + victim inside one recv_batch of 4
+ * and check what it returns; then lease what came back. */
+static void taken_back_in_batch(struct gb *g, char tag, uint32_t from,
+                                uint32_t victim)
+{
+    char bufs[4][8];
+    struct iovec in[4];
+    size_t lens[4];
+    uint64_t ids[4];
+    for (uint32_t i = 0; i < 4; i++) {
+        char m[3] = {tag, (char)('0' + i), 0};
+        cr_assert_eq(shmq_send(g->q, m, 3, 0), 0);
+        in[i] = (struct iovec){bufs[i], sizeof(bufs[i])};
+        ids[i] = from + i;
+    }
+    g_take.r = &g->seg.main;
+    g_take.idx = (uint32_t)((from + victim) & g->seg.main.mask);
+    g_take.taken = 0;
+    int n = shmq_recv_batch(g->q, in, lens, 4, 0);
+    g_take.r = NULL;
+    cr_assert_eq(g_take.taken, 1, "the lease of position %u was not taken "
+                 "back inside recv_batch (%d)", from + victim, g_take.taken);
+    if (victim == 0)
+        cr_assert_eq(n, -ESTALE, "first lease taken back: %d", n);
+    else
+        cr_assert_eq(n, (int)victim, "recv_batch returned %d", n);
+    for (uint32_t i = 0; i < victim; i++) {
+        char m[3] = {tag, (char)('0' + i), 0};
+        cr_assert_eq(lens[i], 3);
+        cr_assert_str_eq(bufs[i], m);
+    }
+    struct shmq_stats st = gb_stats(g);
+    cr_assert_eq(st.in_flight, 0, "in flight %llu",
+                 (unsigned long long)st.in_flight);
+    cr_assert_eq(st.retry_pending, 1);
+    cr_assert_eq(st.depth, 4 - victim);
+
+    /* The one taken back first (redeliveries come first), delivered a
+     * second time; then the others, never leased, in order. */
+    for (uint32_t i = victim; i < 4; i++) {
+        char m[3] = {tag, (char)('0' + i), 0};
+        gb_expect(g, m, ids[i], i == victim ? 2 : 1);
+    }
+    shmq_msg_t m;
+    cr_assert_eq(shmq_lease(g->q, &m, 0), -EAGAIN);
+    gb_no_retry(g);
+}
+
+Test(ring, recv_batch_lease_taken_back)
+{
+    struct shmq_queue_config c;
+    shmq_queue_config_init(&c);
+    c.capacity = 16;
+    c.msg_max = MSG_MAX;
+    c.lease_timeout_ns = UINT64_C(60000000000); /* no real expiry here */
+    cr_assert_eq(shmq_admin_create(g_admin, "gb", &c), 0);
+    struct gb g;
+    gb_open(&g, "gb");
+    taken_back_in_batch(&g, 'a', 0, 1);  /* 1 received, 2 left */
+    taken_back_in_batch(&g, 'b', 4, 0);  /* -ESTALE, 3 left */
+    taken_back_in_batch(&g, 'c', 8, 3);  /* 3 received, none left */
+    taken_back_in_batch(&g, 'd', 12, 2); /* wraps after this one */
+    struct shmq_stats st = gb_stats(&g);
+    cr_assert_eq(st.enqueued, 16);
+    cr_assert_eq(st.dequeued, 16);
+    cr_assert_eq(st.depth, 0);
+    cr_assert_eq(st.in_flight, 0);
+    cr_assert_eq(st.dead_lettered, 0);
+    cr_assert_eq(st.redelivered, 4,
+                 "redelivered %llu: four messages were delivered twice",
+                 (unsigned long long)st.redelivered);
+    gb_close(&g);
 }

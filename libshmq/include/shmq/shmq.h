@@ -155,12 +155,15 @@ SHMQ_API int shmq_ack(shmq_t *q, shmq_msg_t *m);
 SHMQ_API int shmq_nack(shmq_t *q, shmq_msg_t *m);
 
 /*
- * Batches: one call moves at most SHMQ_BATCH_MAX messages (a larger n is
+ * Batches: one call of shmq_send_batch, shmq_recv_batch or
+ * shmq_lease_batch moves at most SHMQ_BATCH_MAX messages (a larger n is
  * taken as SHMQ_BATCH_MAX; the count returned says how many moved). A
  * batch takes consecutive slots where it can and makes its messages
  * visible together: a consumer sees the first message of a sent batch
- * when all of it is there, and a producer finds the slots of a received
- * batch free together.
+ * when all of it is there, and (on a queue without a lease timeout) a
+ * producer finds the slots of a received batch free together. On a queue
+ * with a lease timeout, shmq_recv_batch takes message by message, so that
+ * a lease taken back under it ends the batch with nothing after it taken.
  */
 #define SHMQ_BATCH_MAX 64
 
