@@ -71,7 +71,7 @@ static void help(void)
     printf("Usage: shmq-bench [OPTIONS]\n"
            "\n"
            "Measure shmq against POSIX message queues, pipes, Unix sockets,\n"
-           "DPDK rte_ring (when built with it) and two hardware references,\n"
+           "DPDK rte_ring (when built with it) and three references,\n"
            "on the same workloads in one run, each across separate\n"
            "processes. Prints medians and min-max over the repetitions, and\n"
            "the ratio of shmq to each of the others.\n"
