@@ -263,10 +263,12 @@ int shmq_admin_purge(shmq_admin_t *a, const char *name, int ring)
                              memory_order_seq_cst);
     struct shmq__lease l;
     int n = 0;
-    while (shmq__ring_lease(&r, owner, SIZE_MAX, &l) == 0) {
+    /* At most a ring's worth: the ring holds no more than that at the
+     * start, and against producers sending on, a purge must end. */
+    while ((uint32_t)n < r.cap &&
+           shmq__ring_lease(&r, owner, SIZE_MAX, &l) == 0) {
         shmq__ring_ack(&r, &l, 1);
-        if (n < INT32_MAX)
-            n++;
+        n++;
     }
     rc = n;
 out_close:
@@ -332,10 +334,42 @@ int shmq_admin_info(shmq_admin_t *a, const char *name,
     return 0;
 }
 
+/* Leases held per process-table index, counted from the slot words of
+ * every queue we can open: whoever ended a lease (ack, nack, expiry,
+ * repair), the slot word says so, and a count kept beside it would not
+ * know. NULL when out of memory. */
+static uint64_t *lease_counts(shmq_admin_t *a)
+{
+    uint64_t *per = calloc(a->reg.max_procs, sizeof(*per));
+    if (!per)
+        return NULL;
+    for (uint32_t i = 0; i < SHMQ_MAX_QUEUES; i++) {
+        struct shmq_reg_queue *d = &a->reg.dir[i];
+        if (atomic_load_explicit(&d->state, memory_order_acquire) !=
+            SHMQ_DIR_ACTIVE)
+            continue;
+        char name[SHMQ_NAME_MAX + 1];
+        memcpy(name, d->name, sizeof(name) - 1);
+        name[sizeof(name) - 1] = 0;
+        struct shmq__qseg q;
+        if (shmq_name_check(name) ||
+            shmq__qseg_open(a->reg.instance, name, 0, &q) != 0)
+            continue;
+        shmq__ring_count_leases(&q.main, per, a->reg.max_procs);
+        if (q.has_dlq)
+            shmq__ring_count_leases(&q.dlq, per, a->reg.max_procs);
+        shmq__qseg_close(&q);
+    }
+    return per;
+}
+
 int shmq_admin_procs(shmq_admin_t *a, struct shmq_proc_info *out, size_t n)
 {
     if (!a || (!out && n))
         return -EINVAL;
+    uint64_t *per = n ? lease_counts(a) : NULL;
+    if (n && !per)
+        return -ENOMEM;
     int count = 0;
     for (uint32_t i = 0; i < a->reg.max_procs; i++) {
         struct shmq_reg_proc *p = &a->reg.procs[i];
@@ -352,7 +386,7 @@ int shmq_admin_procs(shmq_admin_t *a, struct shmq_proc_info *out, size_t n)
             o->uid = atomic_load_explicit(&p->uid, memory_order_relaxed);
             o->start_ns = atomic_load_explicit(&p->start_ns,
                                                memory_order_relaxed);
-            o->leases = atomic_load_explicit(&p->leases, memory_order_relaxed);
+            o->leases = per[i];
             o->alive = shmq__lock_held(a->reg.fd, SHMQ_LOCK_PROC_BASE + i) > 0;
             for (uint32_t k = 0; k < 16; k++) {
                 uint64_t b = atomic_load_explicit(&p->queues[k],
@@ -368,6 +402,7 @@ int shmq_admin_procs(shmq_admin_t *a, struct shmq_proc_info *out, size_t n)
         }
         count++;
     }
+    free(per);
     return count;
 }
 

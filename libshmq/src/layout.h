@@ -8,7 +8,7 @@
  *                                           table offsets and sizes
  *   4096   struct shmq_reg_queue[1024]      queue directory, 128 B each
  *   135168 struct shmq_reg_proc[max_procs]  process table, 256 B each:
- *          word, pid, uid, start time, leases; at 64 the bitmap of queues
+ *          word, pid, uid, start time; at 64 the bitmap of queues
  *          opened; at 192 the sleep records of its threads asleep in a
  *          blocking call (the waiter counts of shmq_stats)
  *
@@ -141,7 +141,8 @@ struct shmq_reg_proc {
     _Atomic int32_t pid;      /* 8 */
     _Atomic uint32_t uid;     /* 12 */
     _Atomic uint64_t start_ns; /* 16 */
-    _Atomic uint64_t leases;  /* 24: leases held, written by the owner */
+    _Atomic uint64_t leases;  /* 24: reserved, 0 (leases are counted from
+                                 the slot words, see shmq_admin_procs) */
     uint8_t reserved0[64 - 32];
     _Atomic uint64_t queues[16]; /* 64: bitmap of directory indices opened */
     /* 192: sleep records (below), written by the owner; cleared by its

@@ -449,15 +449,6 @@ static inline int lease(shmq_t *q, struct shmq__lease *l, size_t maxlen,
     return rc > 0 ? 0 : rc;
 }
 
-static inline void count_leases(shmq_t *q, int delta)
-{
-    _Atomic uint64_t *n = &q->inst->reg.procs[q->owner].leases;
-    /* Only this process writes its own count. */
-    atomic_store_explicit(
-        n, atomic_load_explicit(n, memory_order_relaxed) + (uint64_t)delta,
-        memory_order_relaxed);
-}
-
 ssize_t shmq_recv(shmq_t *q, void *buf, size_t cap, int64_t timeout_ns)
 {
     struct shmq__lease l;
@@ -496,7 +487,6 @@ int shmq_lease(shmq_t *q, shmq_msg_t *m, int64_t timeout_ns)
     if ((rc = lease(q, &l, SIZE_MAX, timeout_ns)) != 0)
         return rc;
     fill_msg(&l, m);
-    count_leases(q, 1);
     return 0;
 }
 
@@ -515,7 +505,6 @@ int shmq_lease_batch(shmq_t *q, shmq_msg_t *msgs, size_t n,
         return got;
     for (int i = 0; i < got; i++)
         fill_msg(&l[i], &msgs[i]);
-    count_leases(q, got);
     return got;
 }
 
@@ -541,10 +530,7 @@ static int ack_one(shmq_t *q, shmq_msg_t *m, int post)
     int rc = msg_lease(q, m, &l);
     if (rc)
         return rc;
-    rc = shmq__ring_ack(q->r, &l, post);
-    if (rc == 0)
-        count_leases(q, -1);
-    return rc;
+    return shmq__ring_ack(q->r, &l, post);
 }
 
 int shmq_ack(shmq_t *q, shmq_msg_t *m)
@@ -579,10 +565,7 @@ int shmq_nack(shmq_t *q, shmq_msg_t *m)
         return rc;
     if ((rc = msg_lease(q, m, &l)) != 0)
         return rc;
-    rc = shmq__ring_nack(q->r, &l);
-    if (rc == 0)
-        count_leases(q, -1);
-    return rc;
+    return shmq__ring_nack(q->r, &l);
 }
 
 /* recv_batch on a queue with a lease timeout: lease, copy and ack message

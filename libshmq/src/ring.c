@@ -771,16 +771,16 @@ uint64_t shmq__ring_expire(struct shmq__ring *r, uint32_t now_ms)
     return n;
 }
 
-uint64_t shmq__ring_count_owner(struct shmq__ring *r, unsigned owner)
+void shmq__ring_count_leases(struct shmq__ring *r, uint64_t *per_owner,
+                              uint32_t nowners)
 {
-    uint64_t n = 0;
     for (uint32_t idx = 0; idx < r->cap; idx++) {
         uint64_t w = atomic_load_explicit(&shmq__slot(r, idx)->word,
                                           memory_order_relaxed);
-        if (shmq_w_owner(w) == owner && shmq_w_phase(w) == SHMQ_PH_LEASED)
-            n++;
+        unsigned o = shmq_w_owner(w);
+        if (shmq_w_phase(w) == SHMQ_PH_LEASED && o < nowners)
+            per_owner[o]++;
     }
-    return n;
 }
 
 void shmq__ring_wake_all(struct shmq__ring *r)

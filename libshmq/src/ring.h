@@ -106,9 +106,11 @@ SHMQ_INTERNAL void shmq__ring_repair(struct shmq__ring *r, unsigned owner,
 /* Take back leases stamped more than timeout_ms before now_ms. */
 SHMQ_INTERNAL uint64_t shmq__ring_expire(struct shmq__ring *r,
                                          uint32_t now_ms);
-/* Count LEASED slots of owner (for ps). */
-SHMQ_INTERNAL uint64_t shmq__ring_count_owner(struct shmq__ring *r,
-                                              unsigned owner);
+/* Add the LEASED slots of each owner below nowners to per_owner[owner]
+ * (for the process list). */
+SHMQ_INTERNAL void shmq__ring_count_leases(struct shmq__ring *r,
+                                           uint64_t *per_owner,
+                                           uint32_t nowners);
 SHMQ_INTERNAL void shmq__ring_wake_all(struct shmq__ring *r);
 
 /* Monotonic milliseconds, never 0 (0 means "not stamped"). */

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <shmq/admin.h>
 #include <shmq/shmq.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,6 +574,127 @@ Test(admin, purge_main)
     cr_assert_eq(procs_count(), 0);
     cr_assert_eq(shmq_admin_purge(adm, "q", SHMQ_RING_MAIN), 0);
     cr_assert_eq(procs_count(), 0);
+}
+
+/* Producers that outrun the purge: it still ends, after at most a
+ * ring's worth of messages, and the queue works on. */
+static void flood(const char *name)
+{
+    shmq_t *q = t_open(inst, name);
+    char m[16] = "flood";
+    struct iovec v[SHMQ_BATCH_MAX];
+    for (int i = 0; i < SHMQ_BATCH_MAX; i++)
+        v[i] = (struct iovec){m, sizeof(m)};
+    for (;;)
+        if (shmq_send_batch(q, v, SHMQ_BATCH_MAX, 1000000000) < 0 &&
+            getppid() == 1)
+            _exit(0);
+}
+
+Test(admin, purge_ends_while_producers_send)
+{
+    mkq("q", 256, 16, 0, 0, 0);
+    pid_t kids[2];
+    for (int i = 0; i < 2; i++) {
+        kids[i] = fork();
+        cr_assert_geq(kids[i], 0);
+        if (kids[i] == 0) {
+            flood("q");
+            _exit(0);
+        }
+    }
+    shmq_t *q = t_open(inst, "q");
+    /* Wait (bounded) until the producers have filled the ring once. */
+    struct shmq_stats st;
+    for (int waited = 0;; waited++) {
+        st = stats_of(q);
+        if (st.depth == 256)
+            break;
+        cr_assert_lt(waited, 10000, "producers never filled the ring");
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    /* The first finds a full ring; the others whatever the producers
+     * sent meanwhile, never more than a ring's worth. */
+    for (int round = 0; round < 20; round++) {
+        int n = shmq_admin_purge(adm, "q", SHMQ_RING_MAIN);
+        cr_assert(n >= (round == 0 ? 1 : 0) && n <= 256,
+                  "purge %d dropped %d", round, n);
+    }
+    for (int i = 0; i < 2; i++) {
+        kill(kids[i], SIGKILL);
+        t_wait(kids[i], 10000);
+    }
+    cr_assert_eq(shmq_admin_reap(adm, NULL), 2);
+    /* The producers are gone: one more purge empties the queue. */
+    cr_assert_eq(shmq_admin_purge(adm, "q", SHMQ_RING_MAIN) >= 0, 1);
+    st = stats_of(q);
+    cr_assert_eq(st.depth, 0);
+    cr_assert_eq(st.in_flight, 0);
+    send_str(q, "after");
+    char buf[16];
+    ssize_t got = shmq_recv(q, buf, sizeof(buf), 0);
+    cr_assert_eq(got, 5, "recv after: %zd (%s)", got,
+                 got < 0 ? shmq_strerror((int)got) : buf);
+    shmq_close(q);
+}
+
+/* The leases a process holds, as the process list reports them: counted
+ * from the slots, so a lease ended any way (ack, nack, expiry) is gone. */
+static uint64_t my_leases(void)
+{
+    struct shmq_proc_info pi[4];
+    int n = shmq_admin_procs(adm, pi, 4);
+    cr_assert_eq(n, 1, "procs: %d", n);
+    cr_assert_eq(pi[0].pid, getpid());
+    return pi[0].leases;
+}
+
+Test(admin, procs_count_leases_from_the_slots)
+{
+    mkq("a", 8, 16, 0, 0, UINT64_C(1000000000)); /* 1 s lease timeout */
+    mkq("b", 8, 16, 1, 4, 0);                    /* dead letters after 1 */
+    shmq_t *qa = t_open(inst, "a"), *qb = t_open(inst, "b");
+    shmq_t *db = NULL;
+    struct shmq_open_opts o;
+    shmq_open_opts_init(&o);
+    o.instance = inst;
+    o.ring = SHMQ_RING_DLQ;
+    cr_assert_eq(shmq_open("b", &o, &db), 0);
+    for (int i = 0; i < 4; i++) {
+        send_str(qa, "a");
+        send_str(qb, "b");
+    }
+    cr_assert_eq(my_leases(), 0);
+    shmq_msg_t ma[3], mb[2], mx, md;
+    cr_assert_eq(shmq_lease_batch(qa, ma, 3, 0), 3);
+    cr_assert_eq(shmq_lease_batch(qb, mb, 2, 0), 2);
+    cr_assert_eq(my_leases(), 5);
+    cr_assert_eq(shmq_ack(qa, &ma[0]), 0);
+    cr_assert_eq(shmq_nack(qb, &mb[0]), 0);
+    cr_assert_eq(my_leases(), 3);
+    /* Taken back by the lease timeout: no longer ours, whatever we do. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t later = (uint64_t)ts.tv_sec * 1000000000u +
+                     (uint64_t)ts.tv_nsec + UINT64_C(5000000000);
+    cr_assert_eq(shmq_admin_expire_leases(adm, "a", later), 2);
+    cr_assert_eq(my_leases(), 1);
+    cr_assert_eq(shmq_ack(qa, &ma[1]), -ESTALE);
+    cr_assert_eq(my_leases(), 1);
+    /* A lease in the dead-letter ring counts too: the nacked message
+     * went there when leased again (max_deliveries 1). */
+    cr_assert_eq(shmq_lease(qb, &mx, 0), 0);
+    cr_assert_eq(mx.deliveries, 1, "a fresh message, not the nacked one");
+    cr_assert_eq(shmq_lease(db, &md, 0), 0);
+    cr_assert_eq(my_leases(), 3);
+    cr_assert_eq(shmq_ack(qb, &mb[1]), 0);
+    cr_assert_eq(shmq_ack(qb, &mx), 0);
+    cr_assert_eq(shmq_ack(db, &md), 0);
+    cr_assert_eq(my_leases(), 0);
+    shmq_close(db);
+    shmq_close(qb);
+    shmq_close(qa);
 }
 
 Test(admin, purge_errors)

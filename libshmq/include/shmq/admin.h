@@ -102,8 +102,10 @@ SHMQ_API int shmq_admin_create(shmq_admin_t *a, const char *name,
 SHMQ_API int shmq_admin_delete(shmq_admin_t *a, const char *name);
 
 /* Drop every message waiting in the queue (ready or waiting for
- * redelivery); leases in flight are left alone. ring: SHMQ_RING_MAIN or
- * SHMQ_RING_DLQ. Returns how many were dropped. */
+ * redelivery); leases in flight are left alone. Messages sent or given
+ * back while it runs may be dropped too; it drops at most the ring's
+ * capacity, so it ends however fast producers send. ring: SHMQ_RING_MAIN
+ * or SHMQ_RING_DLQ. Returns how many were dropped. */
 SHMQ_API int shmq_admin_purge(shmq_admin_t *a, const char *name, int ring);
 
 /* What list and info report of a queue. */
@@ -134,7 +136,8 @@ struct shmq_proc_info {
     int32_t pid;
     uint32_t uid;
     uint64_t start_ns;  /* CLOCK_REALTIME at registration */
-    uint64_t leases;    /* leases held now */
+    uint64_t leases;    /* leases held now, in the queues the caller can
+                           read (counted from their slots) */
     uint32_t alive;     /* 1: its liveness lock is held */
     uint32_t nqueues;
     uint32_t queues[16]; /* directory indices of queues it opened (first 16) */
