@@ -388,6 +388,10 @@ static int resv_claim(shmq_t *q, const shmq_resv_t *r, struct shmq__lease *c)
     c->word = r->priv[1];
     c->idx = (uint32_t)(c->pos & q->r->mask);
     c->slot = shmq__slot(q->r, c->pos);
+    /* Another handle's reservation (another queue's slot may hold a word
+     * equal to it): refuse it before looking at the word. */
+    if (r->data != shmq__payload(c->slot))
+        return -EINVAL;
     if (shmq_w_phase(c->word) != SHMQ_PH_WRITING ||
         shmq_w_owner(c->word) != q->owner)
         return -ESTALE;
@@ -518,6 +522,10 @@ static int msg_lease(shmq_t *q, const shmq_msg_t *m, struct shmq__lease *l)
     l->slot = shmq__slot(q->r, l->idx);
     l->pos = m->id;
     l->len = 0;
+    /* A message leased through another handle: its slot word may equal
+     * one of ours (same index, lap and owner in another queue). */
+    if (m->data != shmq__payload(l->slot))
+        return -EINVAL;
     if (shmq_w_phase(l->word) != SHMQ_PH_LEASED ||
         shmq_w_owner(l->word) != q->owner)
         return -ESTALE;

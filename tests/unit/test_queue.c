@@ -719,22 +719,48 @@ Test(queue, lease_stale)
     shmq_close(q);
 }
 
-Test(queue, lease_of_other_queue_is_stale)
+/* Bytes from one slot to the next (layout.h: a 32-byte header and the
+ * payload, rounded up to a cache line). */
+static size_t q_stride(shmq_t *q)
+{
+    return (32 + shmq_msg_max(q) + 63) / 64 * 64;
+}
+
+Test(queue, lease_of_other_queue_is_refused)
 {
     mkq("q1", 4, 32, 0, 0);
     mkq("q2", 4, 32, 0, 0);
     shmq_t *q1 = t_open(inst, "q1");
     shmq_t *q2 = t_open(inst, "q2");
-    shmq_msg_t m;
+    shmq_msg_t m, m2;
     send_str(q1, "one");
     send_str(q2, "two");
     cr_assert_eq(shmq_lease(q1, &m, 0), 0);
     /* q2's slot at the same index holds a READY message, not this
      * lease. */
-    cr_assert_eq(shmq_ack(q2, &m), -ESTALE);
-    cr_assert_eq(shmq_nack(q2, &m), -ESTALE);
-    recv_str(q2, "two");
+    cr_assert_eq(shmq_ack(q2, &m), -EINVAL);
+    cr_assert_eq(shmq_nack(q2, &m), -EINVAL);
+    /* Now q2's slot holds our lease too, with the same slot word (same
+     * index, lap, deliveries and owner): still not q2's message. */
+    cr_assert_eq(shmq_lease(q2, &m2, 0), 0);
+    cr_assert_eq(m2.priv[0], m.priv[0]);
+    cr_assert_eq(m2.priv[1], m.priv[1], "the words differ: the test no "
+                                        "longer shows the hazard");
+    cr_assert_eq(shmq_ack(q2, &m), -EINVAL);
+    cr_assert_eq(shmq_nack(q1, &m2), -EINVAL);
+    struct shmq_stats s1 = stats_of(q1), s2 = stats_of(q2);
+    cr_assert_eq(s1.in_flight, 1);
+    cr_assert_eq(s2.in_flight, 1);
+    cr_assert_str_eq((const char *)m2.data, "two");
+    cr_assert_eq(shmq_ack(q2, &m2), 0);
     cr_assert_eq(shmq_ack(q1, &m), 0);
+    /* A second handle of the same queue refuses it as well. */
+    shmq_t *q1b = t_open(inst, "q1");
+    send_str(q1, "three");
+    cr_assert_eq(shmq_lease(q1, &m, 0), 0);
+    cr_assert_eq(shmq_ack(q1b, &m), -EINVAL);
+    cr_assert_eq(shmq_ack(q1, &m), 0);
+    shmq_close(q1b);
     shmq_close(q2);
     shmq_close(q1);
 }
@@ -764,7 +790,7 @@ Test(queue, garbage_msg)
     /* The held message with its private fields bent. */
     g = m;
     g.priv[0] ^= 1;
-    cr_assert_eq(shmq_ack(q, &g), -ESTALE, "another slot");
+    cr_assert_eq(shmq_ack(q, &g), -EINVAL, "another slot");
     g = m;
     g.priv[1] ^= 1;
     cr_assert_eq(shmq_ack(q, &g), -ESTALE, "another owner");
@@ -901,6 +927,9 @@ Test(queue, commit_abort_stale)
     cr_assert_eq(shmq_reserve(q, &r, 0), 0);
     r2 = r;
     r2.priv[0] -= 1;
+    cr_assert_eq(shmq_commit(q, &r2, 20), -EINVAL);
+    cr_assert_eq(shmq_abort(q, &r2), -EINVAL);
+    r2.data = (char *)r.data - q_stride(q);
     cr_assert_eq(shmq_commit(q, &r2, 20), -ESTALE);
     cr_assert_eq(shmq_abort(q, &r2), -ESTALE);
     memcpy(r.data, "mine", 4);
@@ -919,6 +948,11 @@ Test(queue, garbage_resv)
     cr_assert_eq(shmq_reserve(q, &r, 0), 0);
 
     memset(&g, 0, sizeof(g));
+    cr_assert_eq(shmq_commit(q, &g, 1), -EINVAL);
+    cr_assert_eq(shmq_abort(q, &g), -EINVAL);
+    /* The right slot's address, a word that is not ours. */
+    g = r;
+    g.priv[1] ^= 1;
     cr_assert_eq(shmq_commit(q, &g, 1), -ESTALE);
     cr_assert_eq(shmq_abort(q, &g), -ESTALE);
     rnd_state = 0xabcdefu;

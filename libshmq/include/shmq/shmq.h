@@ -126,7 +126,9 @@ SHMQ_API ssize_t shmq_recv(shmq_t *q, void *buf, size_t cap,
                            int64_t timeout_ns);
 
 /* A leased message. data points into shared memory and stays valid until
- * shmq_ack or shmq_nack (or until the lease is lost). */
+ * shmq_ack or shmq_nack (or until the lease is lost). A leased message,
+ * like a reservation, goes back to the handle that gave it, unchanged:
+ * another handle (even one of the same queue) refuses it with -EINVAL. */
 typedef struct shmq_msg {
     const void *data;
     size_t len;
@@ -208,9 +210,11 @@ typedef struct shmq_resv {
  * Errors: -EAGAIN, -ETIMEDOUT, -EIDRM, -EBADMSG, -EINVAL.
  */
 SHMQ_API int shmq_reserve(shmq_t *q, shmq_resv_t *r, int64_t timeout_ns);
-/* Publish len bytes written at r->data. Errors: -EMSGSIZE, -ESTALE. */
+/* Publish len bytes written at r->data. Errors: -EMSGSIZE, -ESTALE,
+ * -EINVAL (not a reservation of this handle). */
 SHMQ_API int shmq_commit(shmq_t *q, shmq_resv_t *r, size_t len);
-/* Drop a reservation; consumers skip the slot. Errors: -ESTALE. */
+/* Drop a reservation; consumers skip the slot. Errors: -ESTALE,
+ * -EINVAL. */
 SHMQ_API int shmq_abort(shmq_t *q, shmq_resv_t *r);
 
 /* A snapshot of a queue's counters. Values are read without a lock and
