@@ -295,21 +295,28 @@ static void fill_info(shmq_admin_t *a, const char *name, int di,
     }
 }
 
+/* The name of directory entry i into name, if it is an active entry whose
+ * name is valid (a corrupt entry names nothing we can open). */
+static int dir_name(shmq_admin_t *a, uint32_t i, char *name)
+{
+    struct shmq_reg_queue *d = &a->reg.dir[i];
+    if (atomic_load_explicit(&d->state, memory_order_acquire) !=
+        SHMQ_DIR_ACTIVE)
+        return 0;
+    memcpy(name, d->name, SHMQ_NAME_MAX);
+    name[SHMQ_NAME_MAX] = 0;
+    return shmq_name_check(name) == 0;
+}
+
 int shmq_admin_list(shmq_admin_t *a, struct shmq_queue_info *out, size_t n)
 {
     if (!a || (!out && n))
         return -EINVAL;
     int count = 0;
     for (uint32_t i = 0; i < SHMQ_MAX_QUEUES; i++) {
-        struct shmq_reg_queue *d = &a->reg.dir[i];
-        if (atomic_load_explicit(&d->state, memory_order_acquire) !=
-            SHMQ_DIR_ACTIVE)
-            continue;
         char name[SHMQ_NAME_MAX + 1];
-        memcpy(name, d->name, sizeof(name) - 1);
-        name[sizeof(name) - 1] = 0;
-        if (shmq_name_check(name))
-            continue; /* a corrupt entry names nothing we can open */
+        if (!dir_name(a, i, name))
+            continue;
         if ((size_t)count < n)
             fill_info(a, name, (int)i, &out[count]);
         count++;
@@ -344,15 +351,9 @@ static uint64_t *lease_counts(shmq_admin_t *a)
     if (!per)
         return NULL;
     for (uint32_t i = 0; i < SHMQ_MAX_QUEUES; i++) {
-        struct shmq_reg_queue *d = &a->reg.dir[i];
-        if (atomic_load_explicit(&d->state, memory_order_acquire) !=
-            SHMQ_DIR_ACTIVE)
-            continue;
         char name[SHMQ_NAME_MAX + 1];
-        memcpy(name, d->name, sizeof(name) - 1);
-        name[sizeof(name) - 1] = 0;
         struct shmq__qseg q;
-        if (shmq_name_check(name) ||
+        if (!dir_name(a, i, name) ||
             shmq__qseg_open(a->reg.instance, name, 0, &q) != 0)
             continue;
         shmq__ring_count_leases(&q.main, per, a->reg.max_procs);

@@ -1190,6 +1190,25 @@ static void cap_send(shmq_t *q, uint32_t from)
     cr_assert_eq(stats_of(q).depth, 100);
 }
 
+/* Everything sent was received and acked (redelivered times a second
+ * time), nothing skipped, and every one of the cap slots is free again:
+ * the queue takes a full load. */
+static void expect_all_free(shmq_t *q, uint64_t sent, uint64_t redelivered,
+                            uint32_t cap)
+{
+    struct shmq_stats st = stats_of(q);
+    cr_assert_eq(st.enqueued, sent);
+    cr_assert_eq(st.dequeued, sent);
+    cr_assert_eq(st.depth, 0);
+    cr_assert_eq(st.in_flight, 0);
+    cr_assert_eq(st.retry_pending, 0);
+    cr_assert_eq(st.redelivered, redelivered);
+    cr_assert_eq(st.skipped, 0);
+    for (uint32_t i = 0; i < cap; i++)
+        cr_assert_eq(shmq_send(q, &i, sizeof(i), 0), 0, "slot %u", i);
+    cr_assert_eq(shmq_send(q, "x", 1, 0), -EAGAIN);
+}
+
 /* A call asked for more than SHMQ_BATCH_MAX moves SHMQ_BATCH_MAX, the
  * next the rest, in order; on 128 slots the second round wraps. */
 Test(queue, batch_cap_at_batch_max)
@@ -1243,18 +1262,7 @@ Test(queue, batch_cap_at_batch_max)
                  100 - SHMQ_BATCH_MAX);
     cr_assert_eq(shmq_ack_batch(q, m, SHMQ_BATCH_MAX), 0, "all stale now");
 
-    st = stats_of(q);
-    cr_assert_eq(st.enqueued, 200);
-    cr_assert_eq(st.dequeued, 200);
-    cr_assert_eq(st.depth, 0);
-    cr_assert_eq(st.in_flight, 0);
-    cr_assert_eq(st.retry_pending, 0);
-    cr_assert_eq(st.redelivered, 0);
-    cr_assert_eq(st.skipped, 0);
-    /* Every slot is free again: the queue takes a full load. */
-    for (uint32_t i = 0; i < 128; i++)
-        cr_assert_eq(shmq_send(q, &i, sizeof(i), 0), 0, "slot %u", i);
-    cr_assert_eq(shmq_send(q, "x", 1, 0), -EAGAIN);
+    expect_all_free(q, 200, 0, 128);
     shmq_close(q);
 }
 
@@ -1318,16 +1326,7 @@ Test(queue, recv_batch_with_lease_timeout)
         }
         want += k;
     }
-    st = stats_of(q);
-    cr_assert_eq(st.enqueued, next);
-    cr_assert_eq(st.dequeued, next);
-    cr_assert_eq(st.depth, 0);
-    cr_assert_eq(st.in_flight, 0);
-    cr_assert_eq(st.retry_pending, 0);
-    cr_assert_eq(st.redelivered, 8);
-    for (uint32_t i = 0; i < 128; i++)
-        cr_assert_eq(shmq_send(q, &i, sizeof(i), 0), 0, "slot %u", i);
-    cr_assert_eq(shmq_send(q, "x", 1, 0), -EAGAIN);
+    expect_all_free(q, next, 8, 128);
     shmq_close(q);
 }
 

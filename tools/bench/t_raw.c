@@ -92,12 +92,16 @@ static const char *ring_check(const struct bt_case *c)
     return NULL;
 }
 
-static int ring_setup(struct bt_run *r, char *err, size_t errlen)
+/* Rings of packed records, each followed by extra bytes per record (0,
+ * or ownring's state words). */
+static int rings_setup(struct bt_run *r, size_t extra, char *err,
+                       size_t errlen)
 {
     const struct bt_case *c = r->c;
     uint32_t nq = c->wl == BT_RTT ? 2 : c->queues;
     size_t stride = round_up(c->size, 8);
-    size_t block = round_up(sizeof(struct sring) + c->capacity * stride, 128);
+    size_t block = round_up(
+        sizeof(struct sring) + c->capacity * (stride + extra), 128);
     int rc = map_area(r, block, nq, err, errlen);
     if (rc < 0)
         return rc;
@@ -109,6 +113,11 @@ static int ring_setup(struct bt_run *r, char *err, size_t errlen)
         s->stride = stride;
     }
     return 0;
+}
+
+static int ring_setup(struct bt_run *r, char *err, size_t errlen)
+{
+    return rings_setup(r, 0, err, errlen);
 }
 
 static int ring_open(const struct bt_run *r, uint32_t qi, int role,
@@ -221,26 +230,11 @@ static inline uint64_t ow_word(uint64_t lap, unsigned ph)
     return lap << 2 | ph;
 }
 
-/* Block: struct sring, the records, then the state words. */
+/* Block: struct sring, the records, then the state words (all FREE at
+ * lap 0: the zeroed mapping). */
 static int own_setup(struct bt_run *r, char *err, size_t errlen)
 {
-    const struct bt_case *c = r->c;
-    uint32_t nq = c->wl == BT_RTT ? 2 : c->queues;
-    size_t stride = round_up(c->size, 8);
-    size_t block = round_up(sizeof(struct sring) + c->capacity * stride +
-                                c->capacity * sizeof(uint64_t),
-                            128);
-    int rc = map_area(r, block, nq, err, errlen);
-    if (rc < 0)
-        return rc;
-    struct area *a = r->priv;
-    for (uint32_t i = 0; i < nq; i++) {
-        struct sring *s = (struct sring *)(a->base + i * block);
-        s->cap = c->capacity;
-        s->mask = c->capacity - 1u;
-        s->stride = stride; /* words start FREE at lap 0: the zeroed map */
-    }
-    return 0;
+    return rings_setup(r, sizeof(uint64_t), err, errlen);
 }
 
 static int own_open(const struct bt_run *r, uint32_t qi, int role,
