@@ -18,22 +18,7 @@
 
 #include "common.h"
 
-static char inst[32];
-static shmq_admin_t *adm;
-
-static void setup(void)
-{
-    snprintf(inst, sizeof(inst), "%s", t_instance());
-    adm = t_admin(inst);
-}
-
-static void teardown(void)
-{
-    t_instance_destroy(adm);
-    adm = NULL;
-}
-
-TestSuite(admin, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(admin, .init = t_setup, .fini = t_teardown, .timeout = 30);
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -46,21 +31,6 @@ static struct shmq_queue_config tiny(void)
     c.max_deliveries = 0;
     c.dlq_capacity = 0;
     return c;
-}
-
-static void mkq(const char *name, uint32_t cap, uint32_t msg_max,
-                uint32_t max_deliveries, uint32_t dlq_capacity,
-                uint64_t lease_timeout_ns)
-{
-    struct shmq_queue_config c;
-    shmq_queue_config_init(&c);
-    c.capacity = cap;
-    c.msg_max = msg_max;
-    c.max_deliveries = max_deliveries;
-    c.dlq_capacity = dlq_capacity;
-    c.lease_timeout_ns = lease_timeout_ns;
-    int rc = shmq_admin_create(adm, name, &c);
-    cr_assert_eq(rc, 0, "create %s: %s", name, shmq_strerror(rc));
 }
 
 static void qpath(char *buf, size_t cap, const char *instance,
@@ -80,42 +50,8 @@ static int exists(const char *instance, const char *name)
     return stat(p, &st) == 0;
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static struct shmq_stats stats_of(shmq_t *q)
-{
-    struct shmq_stats st;
-    st.size = sizeof(st);
-    cr_assert_eq(shmq_stats(q, &st), 0);
-    return st;
-}
-
-static void send_str(shmq_t *q, const char *s)
-{
-    int rc = shmq_send(q, s, strlen(s), 0);
-    cr_assert_eq(rc, 0, "send \"%s\": %s", s, shmq_strerror(rc));
-}
-
-static int procs_count(void)
-{
-    int n = shmq_admin_procs(adm, NULL, 0);
-    cr_assert_geq(n, 0);
-    return n;
-}
-
+/* This file's seed of t_rnd. */
 static uint64_t rnd_state = 0x51ed270b27a5c3f1u;
-static uint64_t rnd(void)
-{
-    rnd_state ^= rnd_state >> 12;
-    rnd_state ^= rnd_state << 25;
-    rnd_state ^= rnd_state >> 27;
-    return rnd_state * 0x2545f4914f6cdd1du;
-}
 
 #define SENTINEL ((shmq_admin_t *)(uintptr_t)0x5a5a5a5au)
 
@@ -164,7 +100,7 @@ Test(admin, open_bad_args)
     const char *bad_inst[] = {"", "a.b", "a/b", "..", ".x",
                               "0123456789012345678901234567890123"};
 
-    cr_assert_eq(shmq_admin_open(inst, NULL, NULL), -EINVAL);
+    cr_assert_eq(shmq_admin_open(t_inst, NULL, NULL), -EINVAL);
     for (size_t i = 0; i < sizeof(bad_inst) / sizeof(bad_inst[0]); i++) {
         shmq_admin_opts_init(&o);
         o.flags = SHMQ_ADMIN_CREATE;
@@ -175,26 +111,26 @@ Test(admin, open_bad_args)
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         shmq_admin_opts_init(&o);
         o.size = sizes[i];
-        cr_expect_eq(shmq_admin_open(inst, &o, &a), -EINVAL, "size %u",
+        cr_expect_eq(shmq_admin_open(t_inst, &o, &a), -EINVAL, "size %u",
                      sizes[i]);
     }
     shmq_admin_opts_init(&o);
     o.flags = 1u << 7;
-    cr_assert_eq(shmq_admin_open(inst, &o, &a), -EINVAL);
+    cr_assert_eq(shmq_admin_open(t_inst, &o, &a), -EINVAL);
     o.flags = 0xffffffffu;
-    cr_assert_eq(shmq_admin_open(inst, &o, &a), -EINVAL);
+    cr_assert_eq(shmq_admin_open(t_inst, &o, &a), -EINVAL);
     shmq_admin_opts_init(&o);
     o.mode = 010000;
-    cr_assert_eq(shmq_admin_open(inst, &o, &a), -EINVAL);
+    cr_assert_eq(shmq_admin_open(t_inst, &o, &a), -EINVAL);
     shmq_admin_opts_init(&o);
     o.max_procs = 4095;
-    cr_assert_eq(shmq_admin_open(inst, &o, &a), -EINVAL);
+    cr_assert_eq(shmq_admin_open(t_inst, &o, &a), -EINVAL);
     cr_assert_eq(a, SENTINEL);
 
     shmq_admin_opts_init(&o);
     o.max_procs = 4094;
     a = NULL;
-    cr_assert_eq(shmq_admin_open(inst, &o, &a), 0, "an existing registry");
+    cr_assert_eq(shmq_admin_open(t_inst, &o, &a), 0, "an existing registry");
     shmq_admin_close(a);
     shmq_admin_close(NULL);
     cr_assert_null(shmq_admin_instance(NULL));
@@ -216,9 +152,9 @@ Test(admin, opts_defaults)
 Test(admin, open_instance_from_env)
 {
     shmq_admin_t *a = NULL;
-    cr_assert_eq(setenv("SHMQ_INSTANCE", inst, 1), 0);
+    cr_assert_eq(setenv("SHMQ_INSTANCE", t_inst, 1), 0);
     cr_assert_eq(shmq_admin_open(NULL, NULL, &a), 0);
-    cr_assert_str_eq(shmq_admin_instance(a), inst);
+    cr_assert_str_eq(shmq_admin_instance(a), t_inst);
     shmq_admin_close(a);
     cr_assert_eq(unsetenv("SHMQ_INSTANCE"), 0);
 }
@@ -366,15 +302,15 @@ Test(admin, config_invalid)
         cr_expect_eq(shmq_queue_config_check(&c, NULL), -EINVAL, "%s",
                      b->what);
         snprintf(name, sizeof(name), "bad%zu", i);
-        cr_expect_eq(shmq_admin_create(adm, name, &c), -EINVAL, "%s",
+        cr_expect_eq(shmq_admin_create(t_adm, name, &c), -EINVAL, "%s",
                      b->what);
-        cr_expect(!exists(inst, name), "%s: a segment was left", b->what);
+        cr_expect(!exists(t_inst, name), "%s: a segment was left", b->what);
     }
     const char *why = NULL;
     cr_assert_eq(shmq_queue_config_check(NULL, &why), -EINVAL);
     cr_assert_not_null(why);
-    cr_assert_eq(shmq_admin_create(adm, "nullcfg", NULL), -EINVAL);
-    cr_assert_eq(shmq_admin_list(adm, NULL, 0), 0, "nothing was created");
+    cr_assert_eq(shmq_admin_create(t_adm, "nullcfg", NULL), -EINVAL);
+    cr_assert_eq(shmq_admin_list(t_adm, NULL, 0), 0, "nothing was created");
 }
 
 Test(admin, config_edges_valid)
@@ -412,8 +348,8 @@ Test(admin, config_edges_valid)
     struct shmq_queue_config c = tiny();
     cr_assert_eq(shmq_queue_config_check(&c, NULL), 0);
     /* And the smallest queue works. */
-    cr_assert_eq(shmq_admin_create(adm, "smallest", &c), 0);
-    shmq_t *q = t_open(inst, "smallest");
+    cr_assert_eq(shmq_admin_create(t_adm, "smallest", &c), 0);
+    shmq_t *q = t_open(t_inst, "smallest");
     char b = 0;
     cr_assert_eq(shmq_send(q, "x", 1, 0), 0);
     cr_assert_eq(shmq_send(q, "xy", 2, 0), -EMSGSIZE);
@@ -429,21 +365,21 @@ Test(admin, config_edges_valid)
 Test(admin, create_errors)
 {
     struct shmq_queue_config c = tiny();
-    cr_assert_eq(shmq_admin_create(adm, "q", &c), 0);
-    cr_assert_eq(shmq_admin_create(adm, "q", &c), -EEXIST);
+    cr_assert_eq(shmq_admin_create(t_adm, "q", &c), 0);
+    cr_assert_eq(shmq_admin_create(t_adm, "q", &c), -EEXIST);
     c.capacity = 64; /* another configuration changes nothing */
-    cr_assert_eq(shmq_admin_create(adm, "q", &c), -EEXIST);
+    cr_assert_eq(shmq_admin_create(t_adm, "q", &c), -EEXIST);
     struct shmq_queue_info info;
-    cr_assert_eq(shmq_admin_info(adm, "q", &info), 0);
+    cr_assert_eq(shmq_admin_info(t_adm, "q", &info), 0);
     cr_assert_eq(info.config.capacity, 2);
 
     cr_assert_eq(shmq_admin_create(NULL, "q2", &c), -EINVAL);
     const char *bad[] = {"", "..", ".q", "a/b", "a..b", "sp ace"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        cr_expect_eq(shmq_admin_create(adm, bad[i], &c), -EINVAL, "\"%s\"",
+        cr_expect_eq(shmq_admin_create(t_adm, bad[i], &c), -EINVAL, "\"%s\"",
                      bad[i]);
-    cr_assert_eq(shmq_admin_create(adm, NULL, &c), -EINVAL);
-    cr_assert_eq(shmq_admin_list(adm, NULL, 0), 1);
+    cr_assert_eq(shmq_admin_create(t_adm, NULL, &c), -EINVAL);
+    cr_assert_eq(shmq_admin_list(t_adm, NULL, 0), 1);
 }
 
 Test(admin, directory_full, .timeout = 90)
@@ -452,19 +388,19 @@ Test(admin, directory_full, .timeout = 90)
     char name[32];
     for (int i = 0; i < 1024; i++) {
         snprintf(name, sizeof(name), "q%04d", i);
-        int rc = shmq_admin_create(adm, name, &c);
+        int rc = shmq_admin_create(t_adm, name, &c);
         cr_assert_eq(rc, 0, "queue %d: %s", i, shmq_strerror(rc));
     }
-    cr_assert_eq(shmq_admin_create(adm, "one-too-many", &c), -ENOSPC);
-    cr_assert(!exists(inst, "one-too-many"));
-    cr_assert_eq(shmq_admin_list(adm, NULL, 0), 1024);
+    cr_assert_eq(shmq_admin_create(t_adm, "one-too-many", &c), -ENOSPC);
+    cr_assert(!exists(t_inst, "one-too-many"));
+    cr_assert_eq(shmq_admin_list(t_adm, NULL, 0), 1024);
     /* A name already there is still -EEXIST, not -ENOSPC. */
-    cr_assert_eq(shmq_admin_create(adm, "q0000", &c), -EEXIST);
+    cr_assert_eq(shmq_admin_create(t_adm, "q0000", &c), -EEXIST);
     /* Room again after a delete. */
-    cr_assert_eq(shmq_admin_delete(adm, "q0512"), 0);
-    cr_assert_eq(shmq_admin_create(adm, "one-too-many", &c), 0);
-    cr_assert_eq(shmq_admin_create(adm, "q0512", &c), -ENOSPC);
-    shmq_t *q = t_open(inst, "one-too-many");
+    cr_assert_eq(shmq_admin_delete(t_adm, "q0512"), 0);
+    cr_assert_eq(shmq_admin_create(t_adm, "one-too-many", &c), 0);
+    cr_assert_eq(shmq_admin_create(t_adm, "q0512", &c), -ENOSPC);
+    shmq_t *q = t_open(t_inst, "one-too-many");
     cr_assert_eq(shmq_send(q, "x", 1, 0), 0);
     shmq_close(q);
 }
@@ -479,15 +415,15 @@ Test(admin, segment_mode_exact)
         struct stat st;
         c.mode = modes[i];
         snprintf(name, sizeof(name), "m%o", modes[i]);
-        int rc = shmq_admin_create(adm, name, &c);
+        int rc = shmq_admin_create(t_adm, name, &c);
         cr_assert_eq(rc, 0, "%s: %s", name, shmq_strerror(rc));
-        qpath(p, sizeof(p), inst, name);
+        qpath(p, sizeof(p), t_inst, name);
         cr_assert_eq(stat(p, &st), 0, "%s", p);
         cr_expect_eq(st.st_mode & 07777, modes[i], "%s: mode %o, want %o",
                      name, (unsigned)(st.st_mode & 07777), modes[i]);
         cr_expect_eq(st.st_gid, getegid());
         struct shmq_queue_info info;
-        cr_assert_eq(shmq_admin_info(adm, name, &info), 0);
+        cr_assert_eq(shmq_admin_info(t_adm, name, &info), 0);
         cr_expect_eq(info.config.mode, modes[i]);
         cr_expect_eq(info.stats.mode, modes[i]);
     }
@@ -501,14 +437,14 @@ Test(admin, segment_group)
     struct stat st;
     /* The caller's own group always works. */
     c.gid = (int32_t)getegid();
-    cr_assert_eq(shmq_admin_create(adm, "own", &c), 0);
-    qpath(p, sizeof(p), inst, "own");
+    cr_assert_eq(shmq_admin_create(t_adm, "own", &c), 0);
+    qpath(p, sizeof(p), t_inst, "own");
     cr_assert_eq(stat(p, &st), 0);
     cr_assert_eq(st.st_gid, getegid());
     /* Another group: root may, others get -EPERM and no segment. */
     c.gid = (int32_t)getegid() + 1;
-    int rc = shmq_admin_create(adm, "other", &c);
-    qpath(p, sizeof(p), inst, "other");
+    int rc = shmq_admin_create(t_adm, "other", &c);
+    qpath(p, sizeof(p), t_inst, "other");
     if (geteuid() == 0) {
         cr_assert_eq(rc, 0);
         cr_assert_eq(stat(p, &st), 0);
@@ -521,66 +457,66 @@ Test(admin, segment_group)
 
 Test(admin, delete)
 {
-    mkq("q", 4, 16, 0, 0, 0);
-    shmq_t *q = t_open(inst, "q");
-    send_str(q, "doomed");
-    cr_assert(exists(inst, "q"));
-    cr_assert_eq(shmq_admin_delete(adm, "q"), 0);
-    cr_assert(!exists(inst, "q"), "segment still in /dev/shm");
-    cr_assert_eq(shmq_admin_delete(adm, "q"), -ENOENT);
-    cr_assert_eq(shmq_admin_delete(adm, "never"), -ENOENT);
+    t_mkq("q", 4, 16, 0, 0, 0);
+    shmq_t *q = t_open(t_inst, "q");
+    t_send_str(q, "doomed");
+    cr_assert(exists(t_inst, "q"));
+    cr_assert_eq(shmq_admin_delete(t_adm, "q"), 0);
+    cr_assert(!exists(t_inst, "q"), "segment still in /dev/shm");
+    cr_assert_eq(shmq_admin_delete(t_adm, "q"), -ENOENT);
+    cr_assert_eq(shmq_admin_delete(t_adm, "never"), -ENOENT);
     struct shmq_queue_info info;
-    cr_assert_eq(shmq_admin_info(adm, "q", &info), -ENOENT);
+    cr_assert_eq(shmq_admin_info(t_adm, "q", &info), -ENOENT);
     cr_assert_eq(shmq_send(q, "x", 1, 0), -EIDRM);
     shmq_close(q);
     cr_assert_eq(shmq_admin_delete(NULL, "q"), -EINVAL);
-    cr_assert_eq(shmq_admin_delete(adm, NULL), -EINVAL);
-    cr_assert_eq(shmq_admin_delete(adm, "../x"), -EINVAL);
-    cr_assert_eq(shmq_admin_list(adm, NULL, 0), 0);
+    cr_assert_eq(shmq_admin_delete(t_adm, NULL), -EINVAL);
+    cr_assert_eq(shmq_admin_delete(t_adm, "../x"), -EINVAL);
+    cr_assert_eq(shmq_admin_list(t_adm, NULL, 0), 0);
 }
 
 /* ---- purge -------------------------------------------------------------- */
 
 Test(admin, purge_main)
 {
-    mkq("q", 8, 16, 0, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    t_mkq("q", 8, 16, 0, 0, 0);
+    shmq_t *q = t_open(t_inst, "q");
     shmq_msg_t held, back;
     for (int i = 0; i < 6; i++)
-        send_str(q, "m");
+        t_send_str(q, "m");
     cr_assert_eq(shmq_lease(q, &held, 0), 0);
     cr_assert_eq(shmq_lease(q, &back, 0), 0);
     cr_assert_eq(shmq_nack(q, &back), 0); /* waiting for redelivery */
-    int procs = procs_count();
+    int procs = t_procs_count();
 
     /* 4 ready + 1 waiting for redelivery; the lease stays. */
-    cr_assert_eq(shmq_admin_purge(adm, "q", SHMQ_RING_MAIN), 5);
-    struct shmq_stats st = stats_of(q);
+    cr_assert_eq(shmq_admin_purge(t_adm, "q", SHMQ_RING_MAIN), 5);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.depth, 0);
     cr_assert_eq(st.retry_pending, 0);
     cr_assert_eq(st.in_flight, 1);
-    cr_assert_eq(procs_count(), procs);
+    cr_assert_eq(t_procs_count(), procs);
     char buf[16];
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
     cr_assert_eq(shmq_ack(q, &held), 0, "the lease in flight was touched");
-    cr_assert_eq(shmq_admin_purge(adm, "q", SHMQ_RING_MAIN), 0);
+    cr_assert_eq(shmq_admin_purge(t_adm, "q", SHMQ_RING_MAIN), 0);
 
     /* The queue works on. */
-    send_str(q, "after");
+    t_send_str(q, "after");
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), 5);
     shmq_close(q);
 
     /* Purging without a handle leaves no registration behind. */
-    cr_assert_eq(procs_count(), 0);
-    cr_assert_eq(shmq_admin_purge(adm, "q", SHMQ_RING_MAIN), 0);
-    cr_assert_eq(procs_count(), 0);
+    cr_assert_eq(t_procs_count(), 0);
+    cr_assert_eq(shmq_admin_purge(t_adm, "q", SHMQ_RING_MAIN), 0);
+    cr_assert_eq(t_procs_count(), 0);
 }
 
 /* Producers that outrun the purge: it still ends, after at most a
  * ring's worth of messages, and the queue works on. */
 static void flood(const char *name)
 {
-    shmq_t *q = t_open(inst, name);
+    shmq_t *q = t_open(t_inst, name);
     char m[16] = "flood";
     struct iovec v[SHMQ_BATCH_MAX];
     for (int i = 0; i < SHMQ_BATCH_MAX; i++)
@@ -593,7 +529,7 @@ static void flood(const char *name)
 
 Test(admin, purge_ends_while_producers_send)
 {
-    mkq("q", 256, 16, 0, 0, 0);
+    t_mkq("q", 256, 16, 0, 0, 0);
     pid_t kids[2];
     for (int i = 0; i < 2; i++) {
         kids[i] = fork();
@@ -603,12 +539,13 @@ Test(admin, purge_ends_while_producers_send)
             _exit(0);
         }
     }
-    shmq_t *q = t_open(inst, "q");
-    /* Wait (bounded) until the producers have filled the ring once. */
+    shmq_t *q = t_open(t_inst, "q");
+    /* Wait (bounded) until both producers are registered (one alone can
+     * fill the ring) and the ring is full. */
     struct shmq_stats st;
     for (int waited = 0;; waited++) {
-        st = stats_of(q);
-        if (st.depth == 256)
+        st = t_stats(q);
+        if (st.depth == 256 && t_procs_count() == 3)
             break;
         cr_assert_lt(waited, 10000, "producers never filled the ring");
         struct timespec ts = {0, 1000000};
@@ -617,7 +554,7 @@ Test(admin, purge_ends_while_producers_send)
     /* The first finds a full ring; the others whatever the producers
      * sent meanwhile, never more than a ring's worth. */
     for (int round = 0; round < 20; round++) {
-        int n = shmq_admin_purge(adm, "q", SHMQ_RING_MAIN);
+        int n = shmq_admin_purge(t_adm, "q", SHMQ_RING_MAIN);
         cr_assert(n >= (round == 0 ? 1 : 0) && n <= 256,
                   "purge %d dropped %d", round, n);
     }
@@ -625,13 +562,13 @@ Test(admin, purge_ends_while_producers_send)
         kill(kids[i], SIGKILL);
         t_wait(kids[i], 10000);
     }
-    cr_assert_eq(shmq_admin_reap(adm, NULL), 2);
+    cr_assert_eq(shmq_admin_reap(t_adm, NULL), 2);
     /* The producers are gone: one more purge empties the queue. */
-    cr_assert_eq(shmq_admin_purge(adm, "q", SHMQ_RING_MAIN) >= 0, 1);
-    st = stats_of(q);
+    cr_assert_eq(shmq_admin_purge(t_adm, "q", SHMQ_RING_MAIN) >= 0, 1);
+    st = t_stats(q);
     cr_assert_eq(st.depth, 0);
     cr_assert_eq(st.in_flight, 0);
-    send_str(q, "after");
+    t_send_str(q, "after");
     char buf[16];
     ssize_t got = shmq_recv(q, buf, sizeof(buf), 0);
     cr_assert_eq(got, 5, "recv after: %zd (%s)", got,
@@ -644,7 +581,7 @@ Test(admin, purge_ends_while_producers_send)
 static uint64_t my_leases(void)
 {
     struct shmq_proc_info pi[4];
-    int n = shmq_admin_procs(adm, pi, 4);
+    int n = shmq_admin_procs(t_adm, pi, 4);
     cr_assert_eq(n, 1, "procs: %d", n);
     cr_assert_eq(pi[0].pid, getpid());
     return pi[0].leases;
@@ -652,18 +589,18 @@ static uint64_t my_leases(void)
 
 Test(admin, procs_count_leases_from_the_slots)
 {
-    mkq("a", 8, 16, 0, 0, UINT64_C(1000000000)); /* 1 s lease timeout */
-    mkq("b", 8, 16, 1, 4, 0);                    /* dead letters after 1 */
-    shmq_t *qa = t_open(inst, "a"), *qb = t_open(inst, "b");
+    t_mkq("a", 8, 16, 0, 0, UINT64_C(1000000000)); /* 1 s lease timeout */
+    t_mkq("b", 8, 16, 1, 4, 0);                    /* dead letters after 1 */
+    shmq_t *qa = t_open(t_inst, "a"), *qb = t_open(t_inst, "b");
     shmq_t *db = NULL;
     struct shmq_open_opts o;
     shmq_open_opts_init(&o);
-    o.instance = inst;
+    o.instance = t_inst;
     o.ring = SHMQ_RING_DLQ;
     cr_assert_eq(shmq_open("b", &o, &db), 0);
     for (int i = 0; i < 4; i++) {
-        send_str(qa, "a");
-        send_str(qb, "b");
+        t_send_str(qa, "a");
+        t_send_str(qb, "b");
     }
     cr_assert_eq(my_leases(), 0);
     shmq_msg_t ma[3], mb[2], mx, md;
@@ -678,7 +615,7 @@ Test(admin, procs_count_leases_from_the_slots)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t later = (uint64_t)ts.tv_sec * 1000000000u +
                      (uint64_t)ts.tv_nsec + UINT64_C(5000000000);
-    cr_assert_eq(shmq_admin_expire_leases(adm, "a", later), 2);
+    cr_assert_eq(shmq_admin_expire_leases(t_adm, "a", later), 2);
     cr_assert_eq(my_leases(), 1);
     cr_assert_eq(shmq_ack(qa, &ma[1]), -ESTALE);
     cr_assert_eq(my_leases(), 1);
@@ -699,44 +636,44 @@ Test(admin, procs_count_leases_from_the_slots)
 
 Test(admin, purge_errors)
 {
-    mkq("nodlq", 4, 16, 0, 0, 0);
-    cr_assert_eq(shmq_admin_purge(adm, "absent", SHMQ_RING_MAIN), -ENOENT);
-    cr_assert_eq(shmq_admin_purge(adm, "nodlq", SHMQ_RING_DLQ), -ENOENT);
-    cr_assert_eq(shmq_admin_purge(adm, "nodlq", 2), -EINVAL);
-    cr_assert_eq(shmq_admin_purge(adm, "nodlq", -1), -EINVAL);
-    cr_assert_eq(shmq_admin_purge(adm, "a/b", SHMQ_RING_MAIN), -EINVAL);
+    t_mkq("nodlq", 4, 16, 0, 0, 0);
+    cr_assert_eq(shmq_admin_purge(t_adm, "absent", SHMQ_RING_MAIN), -ENOENT);
+    cr_assert_eq(shmq_admin_purge(t_adm, "nodlq", SHMQ_RING_DLQ), -ENOENT);
+    cr_assert_eq(shmq_admin_purge(t_adm, "nodlq", 2), -EINVAL);
+    cr_assert_eq(shmq_admin_purge(t_adm, "nodlq", -1), -EINVAL);
+    cr_assert_eq(shmq_admin_purge(t_adm, "a/b", SHMQ_RING_MAIN), -EINVAL);
     cr_assert_eq(shmq_admin_purge(NULL, "nodlq", SHMQ_RING_MAIN), -EINVAL);
 }
 
 Test(admin, purge_dead_letters)
 {
-    mkq("q", 8, 16, 1, 4, 0);
-    shmq_t *q = t_open(inst, "q");
+    t_mkq("q", 8, 16, 1, 4, 0);
+    shmq_t *q = t_open(t_inst, "q");
     shmq_msg_t m;
     for (int i = 0; i < 3; i++) {
-        send_str(q, "poison");
+        t_send_str(q, "poison");
         cr_assert_eq(shmq_lease(q, &m, 0), 0);
         cr_assert_eq(shmq_nack(q, &m), 0);
     }
-    send_str(q, "fine");
+    t_send_str(q, "fine");
     /* This lease moves the three to the dead-letter ring. */
     cr_assert_eq(shmq_lease(q, &m, 0), 0);
     cr_assert_eq(m.len, 4);
     cr_assert_eq(shmq_nack(q, &m), 0);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.dlq_depth, 3);
     cr_assert_eq(st.depth, 1);
 
-    cr_assert_eq(shmq_admin_purge(adm, "q", SHMQ_RING_DLQ), 3);
-    st = stats_of(q);
+    cr_assert_eq(shmq_admin_purge(t_adm, "q", SHMQ_RING_DLQ), 3);
+    st = t_stats(q);
     cr_assert_eq(st.dlq_depth, 0);
     cr_assert_eq(st.depth, 1, "the main ring is untouched");
     cr_assert_eq(st.dead_lettered, 3);
 
     /* Purging the main ring drops, it does not dead-letter (the message
      * waiting for redelivery is at its limit). */
-    cr_assert_eq(shmq_admin_purge(adm, "q", SHMQ_RING_MAIN), 1);
-    st = stats_of(q);
+    cr_assert_eq(shmq_admin_purge(t_adm, "q", SHMQ_RING_MAIN), 1);
+    st = t_stats(q);
     cr_assert_eq(st.depth, 0);
     cr_assert_eq(st.dlq_depth, 0);
     cr_assert_eq(st.dead_lettered, 3);
@@ -757,24 +694,24 @@ static const struct shmq_queue_info *find_info(const struct shmq_queue_info *v,
 Test(admin, list_and_info)
 {
     struct shmq_queue_info v[8];
-    mkq("alpha", 4, 16, 0, 0, 0);
-    mkq("beta.v2", 64, 1000, 7, 16, 0);
-    mkq("gamma", 2, 1, 0, 2, 5000000);
-    shmq_t *q = t_open(inst, "beta.v2");
-    send_str(q, "one");
-    send_str(q, "two");
+    t_mkq("alpha", 4, 16, 0, 0, 0);
+    t_mkq("beta.v2", 64, 1000, 7, 16, 0);
+    t_mkq("gamma", 2, 1, 0, 2, 5000000);
+    shmq_t *q = t_open(t_inst, "beta.v2");
+    t_send_str(q, "one");
+    t_send_str(q, "two");
 
-    cr_assert_eq(shmq_admin_list(adm, NULL, 0), 3);
-    cr_assert_eq(shmq_admin_list(adm, NULL, 1), -EINVAL);
+    cr_assert_eq(shmq_admin_list(t_adm, NULL, 0), 3);
+    cr_assert_eq(shmq_admin_list(t_adm, NULL, 1), -EINVAL);
     cr_assert_eq(shmq_admin_list(NULL, v, 8), -EINVAL);
     memset(v, 0, sizeof(v));
-    cr_assert_eq(shmq_admin_list(adm, v, 2), 3, "the total, not the filled");
+    cr_assert_eq(shmq_admin_list(t_adm, v, 2), 3, "the total, not the filled");
     cr_assert_neq(v[0].name[0], 0);
     cr_assert_neq(v[1].name[0], 0);
     cr_assert_eq(v[2].name[0], 0, "wrote past n");
 
     memset(v, 0, sizeof(v));
-    cr_assert_eq(shmq_admin_list(adm, v, 8), 3);
+    cr_assert_eq(shmq_admin_list(t_adm, v, 8), 3);
     const struct shmq_queue_info *a = find_info(v, 3, "alpha");
     const struct shmq_queue_info *b = find_info(v, 3, "beta.v2");
     const struct shmq_queue_info *g = find_info(v, 3, "gamma");
@@ -798,19 +735,19 @@ Test(admin, list_and_info)
     cr_assert_neq(a->stats.generation, b->stats.generation);
 
     struct shmq_queue_info one;
-    cr_assert_eq(shmq_admin_info(adm, "beta.v2", &one), 0);
+    cr_assert_eq(shmq_admin_info(t_adm, "beta.v2", &one), 0);
     cr_assert_str_eq(one.name, "beta.v2");
     cr_assert_eq(one.config.capacity, 64);
     cr_assert_eq(one.stats.depth, 2);
     cr_assert_eq(one.stats.generation, b->stats.generation);
-    cr_assert_eq(shmq_admin_info(adm, "delta", &one), -ENOENT);
-    cr_assert_eq(shmq_admin_info(adm, "beta.v2", NULL), -EINVAL);
-    cr_assert_eq(shmq_admin_info(adm, "..", &one), -EINVAL);
+    cr_assert_eq(shmq_admin_info(t_adm, "delta", &one), -ENOENT);
+    cr_assert_eq(shmq_admin_info(t_adm, "beta.v2", NULL), -EINVAL);
+    cr_assert_eq(shmq_admin_info(t_adm, "..", &one), -EINVAL);
     cr_assert_eq(shmq_admin_info(NULL, "alpha", &one), -EINVAL);
 
-    cr_assert_eq(shmq_admin_delete(adm, "alpha"), 0);
+    cr_assert_eq(shmq_admin_delete(t_adm, "alpha"), 0);
     memset(v, 0, sizeof(v));
-    cr_assert_eq(shmq_admin_list(adm, v, 8), 2);
+    cr_assert_eq(shmq_admin_list(t_adm, v, 8), 2);
     cr_assert_null(find_info(v, 2, "alpha"));
     shmq_close(q);
 }
@@ -823,16 +760,16 @@ Test(admin, register_procs_unregister)
     uint32_t tok = 0, qt = 0;
     uint64_t t0 = (uint64_t)time(NULL);
 
-    mkq("q1", 8, 16, 0, 0, 0);
-    mkq("q2", 8, 16, 0, 0, 0);
-    cr_assert_eq(procs_count(), 0);
-    cr_assert_eq(shmq_admin_register(adm, NULL), -EINVAL);
+    t_mkq("q1", 8, 16, 0, 0, 0);
+    t_mkq("q2", 8, 16, 0, 0, 0);
+    cr_assert_eq(t_procs_count(), 0);
+    cr_assert_eq(shmq_admin_register(t_adm, NULL), -EINVAL);
     cr_assert_eq(shmq_admin_register(NULL, &tok), -EINVAL);
-    cr_assert_eq(shmq_admin_register(adm, &tok), 0);
+    cr_assert_eq(shmq_admin_register(t_adm, &tok), 0);
     cr_assert_neq(tok >> 16, 0, "incarnation is never 0");
 
     memset(pi, 0, sizeof(pi));
-    cr_assert_eq(shmq_admin_procs(adm, pi, 4), 1);
+    cr_assert_eq(shmq_admin_procs(t_adm, pi, 4), 1);
     cr_assert_eq(pi[0].token, tok);
     cr_assert_eq(pi[0].state, SHMQ_PROC_ALIVE);
     cr_assert_eq(pi[0].pid, getpid());
@@ -842,43 +779,43 @@ Test(admin, register_procs_unregister)
     cr_assert_eq(pi[0].nqueues, 0);
     cr_assert_geq(pi[0].start_ns / 1000000000u, t0 - 1);
     cr_assert_leq(pi[0].start_ns / 1000000000u, (uint64_t)time(NULL) + 1);
-    cr_assert_eq(shmq_admin_alive(adm, tok), 1);
+    cr_assert_eq(shmq_admin_alive(t_adm, tok), 1);
 
     /* Handles act under the same token. */
-    shmq_t *q1 = t_open(inst, "q1");
-    shmq_t *q2 = t_open(inst, "q2");
+    shmq_t *q1 = t_open(t_inst, "q1");
+    shmq_t *q2 = t_open(t_inst, "q2");
     cr_assert_eq(shmq_token(q1, &qt), 0);
     cr_assert_eq(qt, tok);
     shmq_msg_t m[3];
-    send_str(q1, "a");
-    send_str(q1, "b");
-    send_str(q2, "c");
+    t_send_str(q1, "a");
+    t_send_str(q1, "b");
+    t_send_str(q2, "c");
     cr_assert_eq(shmq_lease(q1, &m[0], 0), 0);
     cr_assert_eq(shmq_lease(q1, &m[1], 0), 0);
     cr_assert_eq(shmq_lease(q2, &m[2], 0), 0);
-    cr_assert_eq(shmq_admin_procs(adm, pi, 4), 1);
+    cr_assert_eq(shmq_admin_procs(t_adm, pi, 4), 1);
     cr_assert_eq(pi[0].leases, 3);
     cr_assert_eq(pi[0].nqueues, 2);
     cr_assert_neq(pi[0].queues[0], pi[0].queues[1]);
     cr_assert_lt(pi[0].queues[0], 1024);
     cr_assert_lt(pi[0].queues[1], 1024);
     cr_assert_eq(shmq_ack(q2, &m[2]), 0);
-    cr_assert_eq(shmq_admin_procs(adm, pi, 4), 1);
+    cr_assert_eq(shmq_admin_procs(t_adm, pi, 4), 1);
     cr_assert_eq(pi[0].leases, 2);
 
     /* Closing the handles keeps the registration (and its leases). */
     shmq_close(q1);
     shmq_close(q2);
-    cr_assert_eq(procs_count(), 1);
-    cr_assert_eq(shmq_admin_unregister(adm, tok ^ 0x10000u), -EINVAL);
+    cr_assert_eq(t_procs_count(), 1);
+    cr_assert_eq(shmq_admin_unregister(t_adm, tok ^ 0x10000u), -EINVAL);
     cr_assert_eq(shmq_admin_unregister(NULL, tok), -EINVAL);
-    cr_assert_eq(procs_count(), 1);
+    cr_assert_eq(t_procs_count(), 1);
 
     /* Unregistering gives the leases back. */
-    cr_assert_eq(shmq_admin_unregister(adm, tok), 0);
-    cr_assert_eq(procs_count(), 0);
-    cr_assert_eq(shmq_admin_alive(adm, tok), 0, "a stale token is not alive");
-    q1 = t_open(inst, "q1");
+    cr_assert_eq(shmq_admin_unregister(t_adm, tok), 0);
+    cr_assert_eq(t_procs_count(), 0);
+    cr_assert_eq(shmq_admin_alive(t_adm, tok), 0, "a stale token is not alive");
+    q1 = t_open(t_inst, "q1");
     shmq_msg_t r;
     cr_assert_eq(shmq_lease(q1, &r, 0), 0);
     cr_assert_eq(r.id, m[0].id);
@@ -890,37 +827,37 @@ Test(admin, register_procs_unregister)
     cr_assert_eq(shmq_ack(q1, &r), 0);
     shmq_close(q1);
     cr_assert_eq(shmq_admin_procs(NULL, pi, 4), -EINVAL);
-    cr_assert_eq(shmq_admin_procs(adm, NULL, 4), -EINVAL);
+    cr_assert_eq(shmq_admin_procs(t_adm, NULL, 4), -EINVAL);
 }
 
 Test(admin, unregister_only_what_register_took)
 {
-    mkq("q", 4, 16, 0, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    t_mkq("q", 4, 16, 0, 0, 0);
+    shmq_t *q = t_open(t_inst, "q");
     uint32_t tok;
     cr_assert_eq(shmq_token(q, &tok), 0);
     /* The registration belongs to the open handle, not to the admin
      * handle: it is not this call's to drop. */
-    cr_assert_eq(shmq_admin_unregister(adm, tok), -EINVAL);
-    cr_assert_eq(procs_count(), 1);
-    cr_assert_eq(shmq_admin_alive(adm, tok), 1);
-    send_str(q, "still here");
+    cr_assert_eq(shmq_admin_unregister(t_adm, tok), -EINVAL);
+    cr_assert_eq(t_procs_count(), 1);
+    cr_assert_eq(shmq_admin_alive(t_adm, tok), 1);
+    t_send_str(q, "still here");
     char buf[16];
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), 10);
 
     /* Registered twice through the admin handle: two unregisters. */
     uint32_t t1, t2;
-    cr_assert_eq(shmq_admin_register(adm, &t1), 0);
-    cr_assert_eq(shmq_admin_register(adm, &t2), 0);
+    cr_assert_eq(shmq_admin_register(t_adm, &t1), 0);
+    cr_assert_eq(shmq_admin_register(t_adm, &t2), 0);
     cr_assert_eq(t1, tok);
     cr_assert_eq(t2, tok);
-    cr_assert_eq(shmq_admin_unregister(adm, tok), 0);
-    cr_assert_eq(shmq_admin_unregister(adm, tok), 0);
-    cr_assert_eq(shmq_admin_unregister(adm, tok), -EINVAL);
-    cr_assert_eq(procs_count(), 1, "the open handle keeps it registered");
-    send_str(q, "and here");
+    cr_assert_eq(shmq_admin_unregister(t_adm, tok), 0);
+    cr_assert_eq(shmq_admin_unregister(t_adm, tok), 0);
+    cr_assert_eq(shmq_admin_unregister(t_adm, tok), -EINVAL);
+    cr_assert_eq(t_procs_count(), 1, "the open handle keeps it registered");
+    t_send_str(q, "and here");
     shmq_close(q);
-    cr_assert_eq(procs_count(), 0);
+    cr_assert_eq(t_procs_count(), 0);
 }
 
 Test(admin, queue_name_by_index)
@@ -929,36 +866,36 @@ Test(admin, queue_name_by_index)
     char longname[SHMQ_NAME_MAX + 1];
     memset(longname, 'L', SHMQ_NAME_MAX);
     longname[SHMQ_NAME_MAX] = 0;
-    mkq("alpha", 4, 16, 0, 0, 0);
-    mkq(longname, 4, 16, 0, 0, 0);
-    shmq_t *q1 = t_open(inst, "alpha");
-    shmq_t *q2 = t_open(inst, longname);
+    t_mkq("alpha", 4, 16, 0, 0, 0);
+    t_mkq(longname, 4, 16, 0, 0, 0);
+    shmq_t *q1 = t_open(t_inst, "alpha");
+    shmq_t *q2 = t_open(t_inst, longname);
     struct shmq_proc_info pi[2];
-    cr_assert_eq(shmq_admin_procs(adm, pi, 2), 1);
+    cr_assert_eq(shmq_admin_procs(t_adm, pi, 2), 1);
     cr_assert_eq(pi[0].nqueues, 2);
 
     int seen_alpha = 0, seen_long = 0;
     for (uint32_t k = 0; k < 2; k++) {
         uint32_t idx = pi[0].queues[k];
-        int n = shmq_admin_queue_name(adm, idx, buf, sizeof(buf));
+        int n = shmq_admin_queue_name(t_adm, idx, buf, sizeof(buf));
         cr_assert_gt(n, 0, "index %u: %d", idx, n);
         cr_assert_eq((size_t)n, strlen(buf));
         if (strcmp(buf, "alpha") == 0) {
             seen_alpha = 1;
             char exact[6];
-            cr_assert_eq(shmq_admin_queue_name(adm, idx, exact, 6), 5);
+            cr_assert_eq(shmq_admin_queue_name(t_adm, idx, exact, 6), 5);
             cr_assert_str_eq(exact, "alpha");
-            cr_assert_eq(shmq_admin_queue_name(adm, idx, exact, 5),
+            cr_assert_eq(shmq_admin_queue_name(t_adm, idx, exact, 5),
                          -ENAMETOOLONG);
-            cr_assert_eq(shmq_admin_queue_name(adm, idx, exact, 0),
+            cr_assert_eq(shmq_admin_queue_name(t_adm, idx, exact, 0),
                          -ENAMETOOLONG);
-            cr_assert_eq(shmq_admin_queue_name(adm, idx, NULL, 6), -EINVAL);
+            cr_assert_eq(shmq_admin_queue_name(t_adm, idx, NULL, 6), -EINVAL);
             /* Deleted: nothing there; made again: the new queue. */
-            cr_assert_eq(shmq_admin_delete(adm, "alpha"), 0);
-            cr_assert_eq(shmq_admin_queue_name(adm, idx, buf, sizeof(buf)),
+            cr_assert_eq(shmq_admin_delete(t_adm, "alpha"), 0);
+            cr_assert_eq(shmq_admin_queue_name(t_adm, idx, buf, sizeof(buf)),
                          -ENOENT);
-            mkq("alpha2", 4, 16, 0, 0, 0);
-            cr_assert_eq(shmq_admin_queue_name(adm, idx, buf, sizeof(buf)),
+            t_mkq("alpha2", 4, 16, 0, 0, 0);
+            cr_assert_eq(shmq_admin_queue_name(t_adm, idx, buf, sizeof(buf)),
                          6);
             cr_assert_str_eq(buf, "alpha2");
         } else {
@@ -968,12 +905,12 @@ Test(admin, queue_name_by_index)
         }
     }
     cr_assert(seen_alpha && seen_long);
-    cr_assert_eq(shmq_admin_queue_name(adm, 1024, buf, sizeof(buf)), -EINVAL);
-    cr_assert_eq(shmq_admin_queue_name(adm, UINT32_MAX, buf, sizeof(buf)),
+    cr_assert_eq(shmq_admin_queue_name(t_adm, 1024, buf, sizeof(buf)), -EINVAL);
+    cr_assert_eq(shmq_admin_queue_name(t_adm, UINT32_MAX, buf, sizeof(buf)),
                  -EINVAL);
     cr_assert_eq(shmq_admin_queue_name(NULL, 0, buf, sizeof(buf)), -EINVAL);
     /* An index never used. */
-    cr_assert_eq(shmq_admin_queue_name(adm, 1023, buf, sizeof(buf)), -ENOENT);
+    cr_assert_eq(shmq_admin_queue_name(t_adm, 1023, buf, sizeof(buf)), -ENOENT);
     shmq_close(q2);
     shmq_close(q1);
 }
@@ -993,15 +930,15 @@ Test(admin, read_only_handle)
     cr_assert(!exists(missing, NULL));
     cr_assert_eq(ro, SENTINEL);
 
-    mkq("q", 4, 16, 0, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    t_mkq("q", 4, 16, 0, 0, 0);
+    shmq_t *q = t_open(t_inst, "q");
     uint32_t tok;
     cr_assert_eq(shmq_token(q, &tok), 0);
-    send_str(q, "m");
+    t_send_str(q, "m");
     o.flags = SHMQ_ADMIN_READONLY;
     ro = NULL;
-    cr_assert_eq(shmq_admin_open(inst, &o, &ro), 0);
-    cr_assert_str_eq(shmq_admin_instance(ro), inst);
+    cr_assert_eq(shmq_admin_open(t_inst, &o, &ro), 0);
+    cr_assert_str_eq(shmq_admin_instance(ro), t_inst);
 
     /* Looking works. */
     struct shmq_queue_info info;
@@ -1032,11 +969,11 @@ Test(admin, read_only_handle)
     shmq_admin_close(ro);
 
     /* And nothing changed. */
-    cr_assert(exists(inst, NULL));
-    cr_assert(!exists(inst, "new"));
-    cr_assert_eq(shmq_admin_info(adm, "q", &info), 0);
+    cr_assert(exists(t_inst, NULL));
+    cr_assert(!exists(t_inst, "new"));
+    cr_assert_eq(shmq_admin_info(t_adm, "q", &info), 0);
     cr_assert_eq(info.stats.depth, 1);
-    cr_assert_eq(procs_count(), 1);
+    cr_assert_eq(t_procs_count(), 1);
     char m;
     cr_assert_eq(shmq_recv(q, &m, 1, 0), 1);
     shmq_close(q);
@@ -1066,7 +1003,7 @@ static pid_t dead_holder(const char *name, int reserve,
         shmq_resv_t rv;
         close(fds[0]);
         shmq_open_opts_init(&o);
-        o.instance = inst;
+        o.instance = t_inst;
         if (shmq_open(name, &o, &q) != 0)
             _exit(10);
         if (shmq_lease(q, &m, 0) != 0)
@@ -1092,19 +1029,19 @@ static pid_t dead_holder(const char *name, int reserve,
 
 Test(admin, alive_and_repair_of_the_dead)
 {
-    mkq("q", 8, 16, 0, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    t_mkq("q", 8, 16, 0, 0, 0);
+    shmq_t *q = t_open(t_inst, "q");
     uint32_t me;
     cr_assert_eq(shmq_token(q, &me), 0);
-    send_str(q, "m1");
-    send_str(q, "m2");
+    t_send_str(q, "m1");
+    t_send_str(q, "m2");
 
     struct child_report cr;
     pid_t pid = dead_holder("q", 1, &cr);
     cr_assert_neq(cr.token, me, "a child acts under a token of its own");
 
     struct shmq_proc_info pi[4];
-    cr_assert_eq(shmq_admin_procs(adm, pi, 4), 2);
+    cr_assert_eq(shmq_admin_procs(t_adm, pi, 4), 2);
     const struct shmq_proc_info *child = pi[0].token == cr.token ? &pi[0]
                                          : pi[1].token == cr.token ? &pi[1]
                                                                    : NULL;
@@ -1113,27 +1050,27 @@ Test(admin, alive_and_repair_of_the_dead)
     cr_assert_eq(child->alive, 0);
     cr_assert_eq(child->leases, 1);
     cr_assert_eq(child->nqueues, 1);
-    cr_assert_eq(shmq_admin_alive(adm, cr.token), 0);
-    cr_assert_eq(shmq_admin_alive(adm, me), 1);
+    cr_assert_eq(shmq_admin_alive(t_adm, cr.token), 0);
+    cr_assert_eq(shmq_admin_alive(t_adm, me), 1);
 
     /* The living are not repaired. */
-    cr_assert_eq(shmq_admin_repair(adm, me, NULL), -EBUSY);
+    cr_assert_eq(shmq_admin_repair(t_adm, me, NULL), -EBUSY);
 
     struct shmq_repair_report rep;
     memset(&rep, 0, sizeof(rep));
     rep.size = sizeof(rep);
-    cr_assert_gt(shmq_admin_repair(adm, cr.token, &rep), 0);
+    cr_assert_gt(shmq_admin_repair(t_adm, cr.token, &rep), 0);
     cr_assert_eq(rep.queues, 1);
     cr_assert_eq(rep.redelivered, 1);
     cr_assert_eq(rep.skipped, 1);
     /* Idempotent. */
     memset(&rep, 0, sizeof(rep));
     rep.size = sizeof(rep);
-    cr_assert_eq(shmq_admin_repair(adm, cr.token, &rep), 0);
+    cr_assert_eq(shmq_admin_repair(t_adm, cr.token, &rep), 0);
     cr_assert_eq(rep.redelivered, 0);
-    cr_assert_eq(shmq_admin_repair(adm, cr.token, NULL), 0);
-    cr_assert_eq(procs_count(), 1);
-    cr_assert_eq(shmq_admin_alive(adm, cr.token), 0);
+    cr_assert_eq(shmq_admin_repair(t_adm, cr.token, NULL), 0);
+    cr_assert_eq(t_procs_count(), 1);
+    cr_assert_eq(shmq_admin_alive(t_adm, cr.token), 0);
 
     /* m1 again, same id, second delivery; then m2; the dead producer's
      * slot is passed. */
@@ -1148,7 +1085,7 @@ Test(admin, alive_and_repair_of_the_dead)
     cr_assert_eq(m.deliveries, 1);
     cr_assert_eq(shmq_ack(q, &m), 0);
     cr_assert_eq(shmq_lease(q, &m, 0), -EAGAIN);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.skipped, 1);
     cr_assert_eq(st.repaired, 2);
     cr_assert_eq(st.redelivered, 1);
@@ -1159,36 +1096,36 @@ Test(admin, alive_and_repair_of_the_dead)
 
 Test(admin, reap)
 {
-    mkq("q", 8, 16, 0, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    t_mkq("q", 8, 16, 0, 0, 0);
+    shmq_t *q = t_open(t_inst, "q");
     uint32_t me;
     cr_assert_eq(shmq_token(q, &me), 0);
-    send_str(q, "a");
-    send_str(q, "b");
+    t_send_str(q, "a");
+    t_send_str(q, "b");
     struct child_report c1, c2;
     dead_holder("q", 0, &c1);
     dead_holder("q", 1, &c2);
-    cr_assert_eq(procs_count(), 3);
+    cr_assert_eq(t_procs_count(), 3);
 
     struct shmq_repair_report rep;
     memset(&rep, 0, sizeof(rep));
     rep.size = sizeof(rep);
-    cr_assert_eq(shmq_admin_reap(adm, &rep), 2);
+    cr_assert_eq(shmq_admin_reap(t_adm, &rep), 2);
     cr_assert_eq(rep.redelivered, 2);
     cr_assert_eq(rep.skipped, 1);
     cr_assert_eq(rep.queues, 2);
-    cr_assert_eq(procs_count(), 1, "the living stay registered");
-    cr_assert_eq(shmq_admin_alive(adm, me), 1);
-    cr_assert_eq(shmq_admin_reap(adm, NULL), 0);
+    cr_assert_eq(t_procs_count(), 1, "the living stay registered");
+    cr_assert_eq(shmq_admin_alive(t_adm, me), 1);
+    cr_assert_eq(shmq_admin_reap(t_adm, NULL), 0);
 
     char buf[16];
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), 1);
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), 1);
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
-    cr_assert_eq(stats_of(q).redelivered, 2);
+    cr_assert_eq(t_stats(q).redelivered, 2);
 
     rep.size = 0;
-    cr_assert_eq(shmq_admin_reap(adm, &rep), -EINVAL);
+    cr_assert_eq(shmq_admin_reap(t_adm, &rep), -EINVAL);
     cr_assert_eq(shmq_admin_reap(NULL, NULL), -EINVAL);
     shmq_close(q);
 }
@@ -1199,34 +1136,34 @@ Test(admin, repair_garbage_tokens)
     memset(&rep, 0, sizeof(rep));
     cr_assert_eq(shmq_admin_repair(NULL, 1u << 16, NULL), -EINVAL);
     rep.size = 3;
-    cr_assert_eq(shmq_admin_repair(adm, 1u << 16, &rep), -EINVAL);
-    cr_assert_eq(shmq_admin_repair(adm, 0, NULL), -EINVAL, "incarnation 0");
-    cr_assert_eq(shmq_admin_repair(adm, 0xffffu | (1u << 16), NULL),
+    cr_assert_eq(shmq_admin_repair(t_adm, 1u << 16, &rep), -EINVAL);
+    cr_assert_eq(shmq_admin_repair(t_adm, 0, NULL), -EINVAL, "incarnation 0");
+    cr_assert_eq(shmq_admin_repair(t_adm, 0xffffu | (1u << 16), NULL),
                  -EINVAL, "index past the table");
-    cr_assert_eq(shmq_admin_repair(adm, 5u | (77u << 16), NULL), 0,
+    cr_assert_eq(shmq_admin_repair(t_adm, 5u | (77u << 16), NULL), 0,
                  "a free entry: nothing to do");
     cr_assert_eq(shmq_admin_alive(NULL, 1u << 16), -EINVAL);
 
     rnd_state = 42;
     for (int i = 0; i < 3000; i++) {
-        uint32_t t = (uint32_t)rnd();
+        uint32_t t = (uint32_t)t_rnd(&rnd_state);
         if (i % 2)
             t &= 0xffff03ffu; /* an index inside the table */
-        int rc = shmq_admin_repair(adm, t, NULL);
+        int rc = shmq_admin_repair(t_adm, t, NULL);
         cr_assert(rc == 0 || rc == -EINVAL, "token %#x: %d", t, rc);
-        rc = shmq_admin_alive(adm, t);
+        rc = shmq_admin_alive(t_adm, t);
         cr_assert(rc == 0 || rc == -EINVAL, "alive %#x: %d", t, rc);
     }
-    cr_assert_eq(procs_count(), 0);
+    cr_assert_eq(t_procs_count(), 0);
 
     /* And the table still works. */
-    mkq("q", 4, 8, 0, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    t_mkq("q", 4, 8, 0, 0, 0);
+    shmq_t *q = t_open(t_inst, "q");
     uint32_t me;
     cr_assert_eq(shmq_token(q, &me), 0);
-    cr_assert_eq(shmq_admin_alive(adm, me), 1);
-    cr_assert_eq(shmq_admin_repair(adm, me, NULL), -EBUSY);
-    send_str(q, "ok");
+    cr_assert_eq(shmq_admin_alive(t_adm, me), 1);
+    cr_assert_eq(shmq_admin_repair(t_adm, me, NULL), -EBUSY);
+    t_send_str(q, "ok");
     shmq_close(q);
 }
 
@@ -1235,33 +1172,33 @@ Test(admin, repair_garbage_tokens)
 Test(admin, expire_leases)
 {
     const uint64_t timeout = UINT64_C(60) * 1000000000u;
-    mkq("q", 8, 16, 5, 4, timeout);
-    mkq("forever", 8, 16, 0, 0, 0);
-    shmq_t *q = t_open(inst, "q");
-    shmq_t *f = t_open(inst, "forever");
+    t_mkq("q", 8, 16, 5, 4, timeout);
+    t_mkq("forever", 8, 16, 0, 0, 0);
+    shmq_t *q = t_open(t_inst, "q");
+    shmq_t *f = t_open(t_inst, "forever");
     shmq_msg_t m, other, fm;
-    send_str(q, "slow");
-    send_str(q, "fast");
-    send_str(f, "kept");
+    t_send_str(q, "slow");
+    t_send_str(q, "fast");
+    t_send_str(f, "kept");
     cr_assert_eq(shmq_lease(q, &m, 0), 0);
     cr_assert_eq(shmq_lease(f, &fm, 0), 0);
     uint64_t id = m.id;
 
     /* Not yet: the lease is a minute young. */
-    cr_assert_eq(shmq_admin_expire_leases(adm, "q", 0), 0);
-    cr_assert_eq(shmq_admin_expire_leases(adm, "q", mono_ns()), 0);
+    cr_assert_eq(shmq_admin_expire_leases(t_adm, "q", 0), 0);
+    cr_assert_eq(shmq_admin_expire_leases(t_adm, "q", t_mono_ns()), 0);
 
-    uint64_t later = mono_ns() + timeout + UINT64_C(5) * 1000000000u;
-    cr_assert_eq(shmq_admin_expire_leases(adm, "q", later), 1);
-    cr_assert_eq(shmq_admin_expire_leases(adm, "q", later), 0, "once");
+    uint64_t later = t_mono_ns() + timeout + UINT64_C(5) * 1000000000u;
+    cr_assert_eq(shmq_admin_expire_leases(t_adm, "q", later), 1);
+    cr_assert_eq(shmq_admin_expire_leases(t_adm, "q", later), 0, "once");
     /* A queue without a lease timeout keeps its leases. */
-    cr_assert_eq(shmq_admin_expire_leases(adm, "forever", later), 0);
+    cr_assert_eq(shmq_admin_expire_leases(t_adm, "forever", later), 0);
     cr_assert_eq(shmq_ack(f, &fm), 0);
 
     /* The late consumer lost it. */
     cr_assert_eq(shmq_ack(q, &m), -ESTALE);
     cr_assert_eq(shmq_nack(q, &m), -ESTALE);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.in_flight, 0);
     cr_assert_eq(st.retry_pending, 1);
     cr_assert_eq(st.repaired, 1);
@@ -1275,12 +1212,12 @@ Test(admin, expire_leases)
     cr_assert_eq(memcmp(other.data, "fast", 4), 0);
     cr_assert_eq(shmq_ack(q, &m), 0);
     cr_assert_eq(shmq_ack(q, &other), 0);
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.redelivered, 1);
     cr_assert_eq(st.dequeued, 2);
 
-    cr_assert_eq(shmq_admin_expire_leases(adm, "absent", 0), -ENOENT);
-    cr_assert_eq(shmq_admin_expire_leases(adm, "a..b", 0), -EINVAL);
+    cr_assert_eq(shmq_admin_expire_leases(t_adm, "absent", 0), -ENOENT);
+    cr_assert_eq(shmq_admin_expire_leases(t_adm, "a..b", 0), -EINVAL);
     cr_assert_eq(shmq_admin_expire_leases(NULL, "q", 0), -EINVAL);
     shmq_close(f);
     shmq_close(q);

@@ -15,36 +15,15 @@
 
 #include "common.h"
 
-static char inst[32];
-static shmq_admin_t *adm;
-
-static void setup(void)
-{
-    snprintf(inst, sizeof(inst), "%s", t_instance());
-    adm = t_admin(inst);
-}
-
-static void teardown(void)
-{
-    t_instance_destroy(adm);
-    adm = NULL;
-}
-
-TestSuite(queue, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(queue, .init = t_setup, .fini = t_teardown, .timeout = 30);
 
 /* ---- helpers ------------------------------------------------------------ */
 
+/* A queue without a lease timeout. */
 static void mkq(const char *name, uint32_t cap, uint32_t msg_max,
                 uint32_t max_deliveries, uint32_t dlq_capacity)
 {
-    struct shmq_queue_config c;
-    shmq_queue_config_init(&c);
-    c.capacity = cap;
-    c.msg_max = msg_max;
-    c.max_deliveries = max_deliveries;
-    c.dlq_capacity = dlq_capacity;
-    int rc = shmq_admin_create(adm, name, &c);
-    cr_assert_eq(rc, 0, "create %s: %s", name, shmq_strerror(rc));
+    t_mkq(name, cap, msg_max, max_deliveries, dlq_capacity, 0);
 }
 
 static shmq_t *open_ring(const char *name, uint32_t ring)
@@ -52,7 +31,7 @@ static shmq_t *open_ring(const char *name, uint32_t ring)
     struct shmq_open_opts o;
     shmq_t *q = NULL;
     shmq_open_opts_init(&o);
-    o.instance = inst;
+    o.instance = t_inst;
     o.ring = ring;
     int rc = shmq_open(name, &o, &q);
     cr_assert_eq(rc, 0, "open %s ring %u: %s", name, ring, shmq_strerror(rc));
@@ -64,21 +43,8 @@ static shmq_t *open_ring(const char *name, uint32_t ring)
 static int open_opts(const char *name, struct shmq_open_opts *o, shmq_t **q)
 {
     if (!o->instance)
-        o->instance = inst;
+        o->instance = t_inst;
     return shmq_open(name, o, q);
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void send_str(shmq_t *q, const char *s)
-{
-    int rc = shmq_send(q, s, strlen(s), 0);
-    cr_assert_eq(rc, 0, "send \"%s\": %s", s, shmq_strerror(rc));
 }
 
 static void recv_str(shmq_t *q, const char *want)
@@ -90,32 +56,8 @@ static void recv_str(shmq_t *q, const char *want)
     cr_assert_eq(memcmp(buf, want, (size_t)n), 0, "recv: wrong payload");
 }
 
-static struct shmq_stats stats_of(shmq_t *q)
-{
-    struct shmq_stats st;
-    memset(&st, 0xa5, sizeof(st));
-    st.size = sizeof(st);
-    int rc = shmq_stats(q, &st);
-    cr_assert_eq(rc, 0, "stats: %s", shmq_strerror(rc));
-    return st;
-}
-
-static int procs_count(void)
-{
-    int n = shmq_admin_procs(adm, NULL, 0);
-    cr_assert_geq(n, 0);
-    return n;
-}
-
-/* xorshift64*: reproducible pseudo-random numbers. */
+/* This file's seed of t_rnd. */
 static uint64_t rnd_state = 0x9e3779b97f4a7c15u;
-static uint64_t rnd(void)
-{
-    rnd_state ^= rnd_state >> 12;
-    rnd_state ^= rnd_state << 25;
-    rnd_state ^= rnd_state >> 27;
-    return rnd_state * 0x2545f4914f6cdd1du;
-}
 
 #define SENTINEL ((shmq_t *)(uintptr_t)0x5a5a5a5au)
 
@@ -152,7 +94,7 @@ Test(queue, open_null_args)
     shmq_t *q = SENTINEL;
     mkq("q", 4, 16, 0, 0);
     shmq_open_opts_init(&o);
-    o.instance = inst;
+    o.instance = t_inst;
     cr_assert_eq(shmq_open("q", &o, NULL), -EINVAL);
     cr_assert_eq(shmq_open(NULL, &o, &q), -EINVAL);
     cr_assert_eq(q, SENTINEL);
@@ -203,7 +145,7 @@ Test(queue, open_missing)
     cr_assert_eq(q, SENTINEL);
 
     /* A deleted queue is missing too. */
-    cr_assert_eq(shmq_admin_delete(adm, "present"), 0);
+    cr_assert_eq(shmq_admin_delete(t_adm, "present"), 0);
     shmq_open_opts_init(&o);
     cr_assert_eq(open_opts("present", &o, &q), -ENOENT);
 }
@@ -291,7 +233,7 @@ Test(queue, open_dlq_ring)
     char buf[16];
     cr_assert_eq(shmq_recv(d, buf, sizeof(buf), 0), -EAGAIN);
     shmq_t *m = open_ring("withdlq", SHMQ_RING_MAIN);
-    send_str(m, "main");
+    t_send_str(m, "main");
     cr_assert_eq(shmq_recv(d, buf, sizeof(buf), 0), -EAGAIN);
     recv_str(m, "main");
     shmq_close(m);
@@ -301,8 +243,8 @@ Test(queue, open_dlq_ring)
 Test(queue, name_msg_max_token)
 {
     mkq("orders.v2", 4, 100, 0, 0);
-    shmq_t *q = t_open(inst, "orders.v2");
-    shmq_t *q2 = t_open(inst, "orders.v2");
+    shmq_t *q = t_open(t_inst, "orders.v2");
+    shmq_t *q2 = t_open(t_inst, "orders.v2");
     cr_assert_str_eq(shmq_name(q), "orders.v2");
     cr_assert_eq(shmq_msg_max(q), 100);
     cr_assert_null(shmq_name(NULL));
@@ -317,11 +259,11 @@ Test(queue, name_msg_max_token)
     cr_assert_eq(shmq_token(NULL, &t1), -EINVAL);
 
     struct shmq_proc_info pi[4];
-    cr_assert_eq(shmq_admin_procs(adm, pi, 4), 1);
+    cr_assert_eq(shmq_admin_procs(t_adm, pi, 4), 1);
     cr_assert_eq(pi[0].token, t1);
     shmq_close(q2);
     shmq_close(q);
-    cr_assert_eq(procs_count(), 0, "the last close unregisters");
+    cr_assert_eq(t_procs_count(), 0, "the last close unregisters");
 }
 
 /* ---- send / recv -------------------------------------------------------- */
@@ -329,7 +271,7 @@ Test(queue, name_msg_max_token)
 Test(queue, send_recv_round_trip)
 {
     mkq("q", 8, 1000, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     uint8_t out[1000], in[1200];
     size_t sizes[] = {0, 1, 7, 64, 999, 1000};
 
@@ -364,12 +306,12 @@ Test(queue, send_recv_round_trip)
 Test(queue, send_recv_bad_args)
 {
     mkq("q", 4, 16, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     char buf[16];
     cr_assert_eq(shmq_send(NULL, "x", 1, 0), -EINVAL);
     cr_assert_eq(shmq_send(q, NULL, 1, 0), -EINVAL);
     cr_assert_eq(shmq_recv(NULL, buf, sizeof(buf), 0), -EINVAL);
-    send_str(q, "x");
+    t_send_str(q, "x");
     cr_assert_eq(shmq_recv(q, NULL, 16, 0), -EINVAL);
     recv_str(q, "x");
     shmq_close(q);
@@ -378,12 +320,12 @@ Test(queue, send_recv_bad_args)
 Test(queue, send_too_long)
 {
     mkq("q", 4, 32, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     char big[64] = {0};
     cr_assert_eq(shmq_send(q, big, 33, 0), -EMSGSIZE);
     cr_assert_eq(shmq_send(q, big, 64, SHMQ_FOREVER), -EMSGSIZE);
     cr_assert_eq(shmq_send(q, big, SIZE_MAX, 0), -EMSGSIZE);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.depth, 0, "a refused message must not be queued");
     cr_assert_eq(st.enqueued, 0);
     cr_assert_eq(shmq_send(q, big, 32, 0), 0);
@@ -394,18 +336,18 @@ Test(queue, send_too_long)
 Test(queue, recv_small_buffer_keeps_message)
 {
     mkq("q", 4, 200, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     char msg[100], buf[200];
     for (size_t i = 0; i < sizeof(msg); i++)
         msg[i] = (char)('a' + i % 26);
     cr_assert_eq(shmq_send(q, msg, sizeof(msg), 0), 0);
-    send_str(q, "second");
+    t_send_str(q, "second");
 
     cr_assert_eq(shmq_recv(q, buf, 99, 0), -EMSGSIZE);
     /* With a timeout too: the message is there, it is just too long. */
     cr_assert_eq(shmq_recv(q, buf, 10, 1000000000), -EMSGSIZE);
     cr_assert_eq(shmq_recv(q, NULL, 0, 0), -EMSGSIZE);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.depth, 2);
     cr_assert_eq(st.dequeued, 0);
     cr_assert_eq(st.in_flight, 0);
@@ -420,7 +362,7 @@ Test(queue, recv_small_buffer_keeps_message)
 Test(queue, full_and_empty_eagain)
 {
     mkq("q", 4, 16, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     char buf[16];
     shmq_msg_t m;
     shmq_resv_t r;
@@ -437,7 +379,7 @@ Test(queue, full_and_empty_eagain)
     cr_assert_eq(shmq_reserve(q, &r, 0), -EAGAIN);
     struct iovec one = {"abc", 3};
     cr_assert_eq(shmq_send_batch(q, &one, 1, 0), -EAGAIN);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.depth, 4);
     cr_assert_eq(st.enqueued, 4);
     for (int i = 0; i < 4; i++)
@@ -460,9 +402,9 @@ static void check_timeouts(shmq_t *q, int64_t tmo)
 
 #define TIMED(call)                                                        \
     do {                                                                   \
-        t0 = mono_ns();                                                    \
+        t0 = t_mono_ns();                                                    \
         rc = (call);                                                       \
-        uint64_t el = mono_ns() - t0;                                      \
+        uint64_t el = t_mono_ns() - t0;                                      \
         cr_assert_eq(rc, -ETIMEDOUT, "%s: %lld", #call, (long long)rc);    \
         cr_assert_geq(el, (uint64_t)tmo, "%s returned after %llu ns",      \
                       #call, (unsigned long long)el);                      \
@@ -486,7 +428,7 @@ static void check_timeouts(shmq_t *q, int64_t tmo)
 Test(queue, timeouts)
 {
     mkq("q", 2, 16, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     check_timeouts(q, 20 * 1000 * 1000);
     shmq_close(q);
 }
@@ -502,20 +444,20 @@ Test(queue, timeouts_without_spin)
     check_timeouts(q, 15 * 1000 * 1000);
     /* A timeout shorter than the default spin. */
     shmq_close(q);
-    q = t_open(inst, "q");
+    q = t_open(t_inst, "q");
     char buf[4];
     while (shmq_recv(q, buf, sizeof(buf), 0) >= 0)
         ;
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = t_mono_ns();
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 1000), -ETIMEDOUT);
-    cr_assert_geq(mono_ns() - t0, 1000);
+    cr_assert_geq(t_mono_ns() - t0, 1000);
     shmq_close(q);
 }
 
 Test(queue, fifo_single_producer)
 {
     mkq("q", 8, 16, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     uint32_t next_send = 0, next_recv = 0;
     uint64_t last_id = 0;
     int have_id = 0;
@@ -550,7 +492,7 @@ Test(queue, fifo_single_producer)
         cr_assert_eq(shmq_recv(q, &last_id, 0, 0), -EAGAIN);
     }
     cr_assert_eq(next_recv, next_send);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.enqueued, next_send);
     cr_assert_eq(st.dequeued, next_send);
     shmq_close(q);
@@ -579,7 +521,7 @@ static void *waiter_main(void *arg)
 static void wait_sleeper(shmq_t *q, int consumers)
 {
     for (int i = 0; i < 5000; i++) {
-        struct shmq_stats st = stats_of(q);
+        struct shmq_stats st = t_stats(q);
         if ((consumers ? st.consumers_waiting : st.producers_waiting) > 0)
             return;
         struct timespec ts = {0, 1000000};
@@ -601,12 +543,12 @@ static void join_within(pthread_t t, int seconds)
 Test(queue, blocked_consumer_woken_by_send)
 {
     mkq("q", 2, 32, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     struct waiter w = {.q = q, .op = 0, .rc = -1};
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, waiter_main, &w), 0);
     wait_sleeper(q, 1);
-    send_str(q, "wake up");
+    t_send_str(q, "wake up");
     join_within(t, 5);
     cr_assert_eq(w.rc, 7);
     cr_assert_eq(memcmp(w.buf, "wake up", 7), 0);
@@ -616,9 +558,9 @@ Test(queue, blocked_consumer_woken_by_send)
 Test(queue, blocked_producer_woken_by_recv)
 {
     mkq("q", 2, 32, 0, 0);
-    shmq_t *q = t_open(inst, "q");
-    send_str(q, "one");
-    send_str(q, "two");
+    shmq_t *q = t_open(t_inst, "q");
+    t_send_str(q, "one");
+    t_send_str(q, "two");
     struct waiter w = {.q = q, .op = 1, .rc = -1};
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, waiter_main, &w), 0);
@@ -636,10 +578,10 @@ Test(queue, blocked_producer_woken_by_recv)
 Test(queue, lease_ack_nack)
 {
     mkq("q", 4, 32, 0, 0); /* no delivery limit */
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     shmq_msg_t m, m2;
-    send_str(q, "payload");
-    send_str(q, "next");
+    t_send_str(q, "payload");
+    t_send_str(q, "next");
 
     cr_assert_eq(shmq_lease(q, &m, 0), 0);
     cr_assert_eq(m.len, 7);
@@ -666,7 +608,7 @@ Test(queue, lease_ack_nack)
     cr_assert_eq(shmq_ack(q, &m), 0);
     cr_assert_eq(shmq_lease(q, &m, 0), -EAGAIN);
 
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.redelivered, 9);
     cr_assert_eq(st.dequeued, 2);
     cr_assert_eq(st.depth, 0);
@@ -678,9 +620,9 @@ Test(queue, lease_ack_nack)
 Test(queue, lease_stale)
 {
     mkq("q", 4, 32, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     shmq_msg_t m, old;
-    send_str(q, "a");
+    t_send_str(q, "a");
 
     /* ack twice */
     cr_assert_eq(shmq_lease(q, &m, 0), 0);
@@ -690,7 +632,7 @@ Test(queue, lease_stale)
     cr_assert_eq(shmq_nack(q, &m), -ESTALE);
 
     /* nack twice; ack after nack */
-    send_str(q, "b");
+    t_send_str(q, "b");
     cr_assert_eq(shmq_lease(q, &m, 0), 0);
     cr_assert_eq(shmq_nack(q, &m), 0);
     cr_assert_eq(shmq_nack(q, &m), -ESTALE);
@@ -707,12 +649,12 @@ Test(queue, lease_stale)
 
     /* A lease from a later lap at the same slot is not the old one. */
     for (int i = 0; i < 8; i++) {
-        send_str(q, "c");
+        t_send_str(q, "c");
         recv_str(q, "c");
     }
     cr_assert_eq(shmq_ack(q, &m), -ESTALE);
 
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.depth, 0);
     cr_assert_eq(st.in_flight, 0);
     cr_assert_eq(st.dequeued, 10);
@@ -730,11 +672,11 @@ Test(queue, lease_of_other_queue_is_refused)
 {
     mkq("q1", 4, 32, 0, 0);
     mkq("q2", 4, 32, 0, 0);
-    shmq_t *q1 = t_open(inst, "q1");
-    shmq_t *q2 = t_open(inst, "q2");
+    shmq_t *q1 = t_open(t_inst, "q1");
+    shmq_t *q2 = t_open(t_inst, "q2");
     shmq_msg_t m, m2;
-    send_str(q1, "one");
-    send_str(q2, "two");
+    t_send_str(q1, "one");
+    t_send_str(q2, "two");
     cr_assert_eq(shmq_lease(q1, &m, 0), 0);
     /* q2's slot at the same index holds a READY message, not this
      * lease. */
@@ -748,15 +690,15 @@ Test(queue, lease_of_other_queue_is_refused)
                                         "longer shows the hazard");
     cr_assert_eq(shmq_ack(q2, &m), -EINVAL);
     cr_assert_eq(shmq_nack(q1, &m2), -EINVAL);
-    struct shmq_stats s1 = stats_of(q1), s2 = stats_of(q2);
+    struct shmq_stats s1 = t_stats(q1), s2 = t_stats(q2);
     cr_assert_eq(s1.in_flight, 1);
     cr_assert_eq(s2.in_flight, 1);
     cr_assert_str_eq((const char *)m2.data, "two");
     cr_assert_eq(shmq_ack(q2, &m2), 0);
     cr_assert_eq(shmq_ack(q1, &m), 0);
     /* A second handle of the same queue refuses it as well. */
-    shmq_t *q1b = t_open(inst, "q1");
-    send_str(q1, "three");
+    shmq_t *q1b = t_open(t_inst, "q1");
+    t_send_str(q1, "three");
     cr_assert_eq(shmq_lease(q1, &m, 0), 0);
     cr_assert_eq(shmq_ack(q1b, &m), -EINVAL);
     cr_assert_eq(shmq_ack(q1, &m), 0);
@@ -768,10 +710,10 @@ Test(queue, lease_of_other_queue_is_refused)
 Test(queue, garbage_msg)
 {
     mkq("q", 8, 32, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     shmq_msg_t m, g;
-    send_str(q, "held");
-    send_str(q, "waiting");
+    t_send_str(q, "held");
+    t_send_str(q, "waiting");
     cr_assert_eq(shmq_lease(q, &m, 0), 0);
 
     cr_assert_eq(shmq_ack(q, NULL), -EINVAL);
@@ -806,7 +748,7 @@ Test(queue, garbage_msg)
     for (int i = 0; i < 5000; i++) {
         uint64_t *w = (uint64_t *)&g;
         for (size_t k = 0; k < sizeof(g) / sizeof(uint64_t); k++)
-            w[k] = rnd();
+            w[k] = t_rnd(&rnd_state);
         if (i % 2)
             g.priv[0] %= 8; /* an index in range, a random word */
         rc = (i % 3) ? shmq_ack(q, &g) : shmq_nack(q, &g);
@@ -816,7 +758,7 @@ Test(queue, garbage_msg)
     /* Nothing was disturbed: the lease still holds, the queue works. */
     cr_assert_eq(shmq_ack(q, &m), 0);
     recv_str(q, "waiting");
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.depth, 0);
     cr_assert_eq(st.in_flight, 0);
     cr_assert_eq(st.dequeued, 2);
@@ -829,7 +771,7 @@ Test(queue, garbage_msg)
 Test(queue, reserve_commit)
 {
     mkq("q", 4, 48, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     shmq_resv_t r;
     cr_assert_eq(shmq_reserve(q, NULL, 0), -EINVAL);
     cr_assert_eq(shmq_reserve(NULL, &r, 0), -EINVAL);
@@ -858,11 +800,11 @@ Test(queue, reserve_commit)
 Test(queue, reserve_abort_is_skipped)
 {
     mkq("q", 4, 32, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     shmq_resv_t r;
-    send_str(q, "before");
+    t_send_str(q, "before");
     cr_assert_eq(shmq_reserve(q, &r, 0), 0);
-    send_str(q, "after");
+    t_send_str(q, "after");
     recv_str(q, "before");
     /* An open reservation holds back what follows it. */
     char buf[32];
@@ -870,14 +812,14 @@ Test(queue, reserve_abort_is_skipped)
     cr_assert_eq(shmq_abort(q, &r), 0);
     recv_str(q, "after");
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.skipped, 1);
     cr_assert_eq(st.enqueued, 2);
     cr_assert_eq(st.dequeued, 2);
     cr_assert_eq(st.depth, 0);
     /* The skipped slot is usable again: fill the ring. */
     for (int i = 0; i < 4; i++)
-        send_str(q, "fill");
+        t_send_str(q, "fill");
     cr_assert_eq(shmq_send(q, "x", 1, 0), -EAGAIN);
     for (int i = 0; i < 4; i++)
         recv_str(q, "fill");
@@ -887,7 +829,7 @@ Test(queue, reserve_abort_is_skipped)
 Test(queue, commit_too_long)
 {
     mkq("q", 4, 32, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     shmq_resv_t r;
     cr_assert_eq(shmq_reserve(q, &r, 0), 0);
     memcpy(r.data, "fits", 4);
@@ -904,7 +846,7 @@ Test(queue, commit_too_long)
 Test(queue, commit_abort_stale)
 {
     mkq("q", 4, 32, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     shmq_resv_t r, r2;
 
     cr_assert_eq(shmq_reserve(q, &r, 0), 0);
@@ -923,7 +865,7 @@ Test(queue, commit_abort_stale)
 
     /* A reservation pointed at another slot (that holds a published
      * message) must not touch it. */
-    send_str(q, "keep");
+    t_send_str(q, "keep");
     cr_assert_eq(shmq_reserve(q, &r, 0), 0);
     r2 = r;
     r2.priv[0] -= 1;
@@ -942,9 +884,9 @@ Test(queue, commit_abort_stale)
 Test(queue, garbage_resv)
 {
     mkq("q", 8, 32, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     shmq_resv_t r, g;
-    send_str(q, "first");
+    t_send_str(q, "first");
     cr_assert_eq(shmq_reserve(q, &r, 0), 0);
 
     memset(&g, 0, sizeof(g));
@@ -959,8 +901,8 @@ Test(queue, garbage_resv)
     for (int i = 0; i < 5000; i++) {
         uint64_t *w = (uint64_t *)&g;
         for (size_t k = 0; k < sizeof(g) / sizeof(uint64_t); k++)
-            w[k] = rnd();
-        int rc = (i % 2) ? shmq_commit(q, &g, (size_t)(rnd() % 40))
+            w[k] = t_rnd(&rnd_state);
+        int rc = (i % 2) ? shmq_commit(q, &g, (size_t)(t_rnd(&rnd_state) % 40))
                          : shmq_abort(q, &g);
         cr_assert(rc == -EINVAL || rc == -ESTALE || rc == -EMSGSIZE,
                   "iteration %d: %d", i, rc);
@@ -979,7 +921,7 @@ Test(queue, garbage_resv)
 Test(queue, batch_send_recv)
 {
     mkq("q", 4, 16, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     const char *words[6] = {"a", "bb", "ccc", "dddd", "eeeee", ""};
     struct iovec out[6];
     for (int i = 0; i < 6; i++)
@@ -1008,7 +950,7 @@ Test(queue, batch_send_recv)
     cr_assert_eq(shmq_recv_batch(q, in, lens, 1, 0), 1);
     cr_assert_eq(lens[0], 0);
 
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.enqueued, 6);
     cr_assert_eq(st.dequeued, 6);
     cr_assert_eq(st.depth, 0);
@@ -1018,7 +960,7 @@ Test(queue, batch_send_recv)
 Test(queue, batch_emsgsize)
 {
     mkq("q", 8, 16, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     char big[17] = "0123456789abcdef";
     struct iovec out[4] = {
         {"one", 3}, {"two", 3}, {big, 17}, {"four", 4},
@@ -1027,7 +969,7 @@ Test(queue, batch_emsgsize)
     cr_assert_eq(shmq_send_batch(q, out, 4, 0), 2);
     cr_assert_eq(shmq_send_batch(q, out + 2, 2, 0), -EMSGSIZE);
     cr_assert_eq(shmq_send_batch(q, out + 3, 1, 0), 1);
-    cr_assert_eq(stats_of(q).depth, 3);
+    cr_assert_eq(t_stats(q).depth, 3);
 
     /* A buffer too small ends the receive batch; the message stays. */
     char b0[16], b1[16], b2[2];
@@ -1042,7 +984,7 @@ Test(queue, batch_emsgsize)
     recv_str(q, "four");
 
     /* A NULL buffer with room is an error; an empty one is not. */
-    send_str(q, "");
+    t_send_str(q, "");
     struct iovec bad[1] = {{NULL, 4}};
     cr_assert_eq(shmq_recv_batch(q, bad, lens, 1, 0), -EINVAL);
     struct iovec empty[1] = {{NULL, 0}};
@@ -1058,7 +1000,7 @@ Test(queue, batch_emsgsize)
 Test(queue, batch_bad_args)
 {
     mkq("q", 4, 16, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     struct iovec iov = {"x", 1};
     size_t len;
     shmq_msg_t m;
@@ -1077,14 +1019,14 @@ Test(queue, batch_bad_args)
     cr_assert_eq(shmq_ack_batch(q, NULL, 1), -EINVAL);
     cr_assert_eq(shmq_ack_batch(NULL, &m, 1), -EINVAL);
     cr_assert_eq(shmq_ack_batch(q, &m, 0), 0);
-    cr_assert_eq(stats_of(q).enqueued, 0);
+    cr_assert_eq(t_stats(q).enqueued, 0);
     shmq_close(q);
 }
 
 Test(queue, lease_batch_ack_batch)
 {
     mkq("q", 8, 16, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     shmq_msg_t m[8];
     for (uint32_t i = 0; i < 5; i++)
         cr_assert_eq(shmq_send(q, &i, sizeof(i), 0), 0);
@@ -1101,7 +1043,7 @@ Test(queue, lease_batch_ack_batch)
             cr_assert_gt(m[i].id, m[i - 1].id);
     }
     cr_assert_eq(shmq_lease_batch(q, m + 5, 3, 0), -EAGAIN);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.in_flight, 5);
     cr_assert_eq(st.depth, 0);
 
@@ -1146,7 +1088,7 @@ Test(queue, lease_batch_ack_batch)
             cr_assert_eq(got[i], round * 100 + i + 2, "round %u", round);
     }
 
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.in_flight, 0);
     cr_assert_eq(st.depth, 0);
     cr_assert_eq(st.redelivered, 1);
@@ -1183,11 +1125,11 @@ static void cap_send(shmq_t *q, uint32_t from)
     cr_assert_eq(SHMQ_BATCH_MAX, 64);
     cr_assert_eq(shmq_send_batch(q, out, 100, 0), SHMQ_BATCH_MAX,
                  "one call sends at most SHMQ_BATCH_MAX");
-    cr_assert_eq(stats_of(q).depth, SHMQ_BATCH_MAX);
+    cr_assert_eq(t_stats(q).depth, SHMQ_BATCH_MAX);
     cr_assert_eq(shmq_send_batch(q, out + SHMQ_BATCH_MAX,
                                  100 - SHMQ_BATCH_MAX, 0),
                  100 - SHMQ_BATCH_MAX);
-    cr_assert_eq(stats_of(q).depth, 100);
+    cr_assert_eq(t_stats(q).depth, 100);
 }
 
 /* Everything sent was received and acked (redelivered times a second
@@ -1196,7 +1138,7 @@ static void cap_send(shmq_t *q, uint32_t from)
 static void expect_all_free(shmq_t *q, uint64_t sent, uint64_t redelivered,
                             uint32_t cap)
 {
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.enqueued, sent);
     cr_assert_eq(st.dequeued, sent);
     cr_assert_eq(st.depth, 0);
@@ -1214,7 +1156,7 @@ static void expect_all_free(shmq_t *q, uint64_t sent, uint64_t redelivered,
 Test(queue, batch_cap_at_batch_max)
 {
     mkq("q", 128, 32, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     char bufs[100][32];
     struct iovec in[100];
     size_t lens[100];
@@ -1229,7 +1171,7 @@ Test(queue, batch_cap_at_batch_max)
         cap_check(bufs[i], lens[i], i);
     cr_assert_eq(lens[SHMQ_BATCH_MAX], (size_t)0xa5a5a5a5a5a5a5a5u,
                  "a length past the batch was written");
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.depth, 100 - SHMQ_BATCH_MAX);
     cr_assert_eq(st.dequeued, SHMQ_BATCH_MAX);
     cr_assert_eq(shmq_recv_batch(q, in, lens, 100, 0), 100 - SHMQ_BATCH_MAX);
@@ -1241,7 +1183,7 @@ Test(queue, batch_cap_at_batch_max)
     cap_send(q, 100);
     shmq_msg_t m[100];
     cr_assert_eq(shmq_lease_batch(q, m, 100, 0), SHMQ_BATCH_MAX);
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.in_flight, SHMQ_BATCH_MAX);
     cr_assert_eq(st.depth, 100 - SHMQ_BATCH_MAX);
     cr_assert_eq(shmq_lease_batch(q, m + SHMQ_BATCH_MAX, 100, 0),
@@ -1253,11 +1195,11 @@ Test(queue, batch_cap_at_batch_max)
         if (i)
             cr_assert_gt(m[i].id, m[i - 1].id, "message %u", 100 + i);
     }
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.in_flight, 100);
     cr_assert_eq(st.depth, 0);
     cr_assert_eq(shmq_ack_batch(q, m, SHMQ_BATCH_MAX), SHMQ_BATCH_MAX);
-    cr_assert_eq(stats_of(q).in_flight, 100 - SHMQ_BATCH_MAX);
+    cr_assert_eq(t_stats(q).in_flight, 100 - SHMQ_BATCH_MAX);
     cr_assert_eq(shmq_ack_batch(q, m + SHMQ_BATCH_MAX, 100 - SHMQ_BATCH_MAX),
                  100 - SHMQ_BATCH_MAX);
     cr_assert_eq(shmq_ack_batch(q, m, SHMQ_BATCH_MAX), 0, "all stale now");
@@ -1276,9 +1218,9 @@ Test(queue, recv_batch_with_lease_timeout)
     c.capacity = 128;
     c.msg_max = 32;
     c.lease_timeout_ns = UINT64_C(60000000000); /* nothing expires here */
-    cr_assert_eq(shmq_admin_create(adm, "q", &c), 0);
-    shmq_t *q = t_open(inst, "q");
-    cr_assert_eq(stats_of(q).lease_timeout_ns, c.lease_timeout_ns);
+    cr_assert_eq(shmq_admin_create(t_adm, "q", &c), 0);
+    shmq_t *q = t_open(t_inst, "q");
+    cr_assert_eq(t_stats(q).lease_timeout_ns, c.lease_timeout_ns);
     char bufs[100][32];
     struct iovec in[100];
     size_t lens[100];
@@ -1293,7 +1235,7 @@ Test(queue, recv_batch_with_lease_timeout)
     for (uint32_t i = 0; i < 100 - SHMQ_BATCH_MAX; i++)
         cap_check(bufs[i], lens[i], SHMQ_BATCH_MAX + i);
     cr_assert_eq(shmq_recv_batch(q, in, lens, 100, 0), -EAGAIN);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.dequeued, 100);
     cr_assert_eq(st.depth, 0);
     cr_assert_eq(st.in_flight, 0);
@@ -1347,11 +1289,11 @@ static uint64_t stamped(const char *name, uint32_t ts, clockid_t clk,
     c.capacity = 4;
     c.msg_max = 16;
     c.timestamps = ts;
-    cr_assert_eq(shmq_admin_create(adm, name, &c), 0);
-    shmq_t *q = t_open(inst, name);
+    cr_assert_eq(shmq_admin_create(t_adm, name, &c), 0);
+    shmq_t *q = t_open(t_inst, name);
     shmq_msg_t m;
     *before = clock_ns(clk);
-    send_str(q, "t");
+    t_send_str(q, "t");
     *after = clock_ns(clk);
     cr_assert_eq(shmq_lease(q, &m, 0), 0);
     uint64_t at = m.enqueue_ns;
@@ -1384,7 +1326,7 @@ Test(queue, enqueue_timestamps)
     cr_assert_eq(at, 0, "no timestamps: enqueue_ns is 0");
 
     /* Reserve/commit and batches stamp too. */
-    shmq_t *q = t_open(inst, "precise");
+    shmq_t *q = t_open(t_inst, "precise");
     shmq_resv_t r;
     shmq_msg_t m[2];
     struct iovec iov[2] = {{"a", 1}, {"b", 1}};
@@ -1407,9 +1349,9 @@ Test(queue, enqueue_timestamps)
 Test(queue, stats_known_sequence)
 {
     mkq("q", 8, 64, 2, 4);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     shmq_msg_t a, b, c;
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
 
     cr_assert_eq(st.size, sizeof(st));
     cr_assert_eq(st.capacity, 8);
@@ -1435,8 +1377,8 @@ Test(queue, stats_known_sequence)
 
     const char *msgs[5] = {"a", "b", "c", "d", "e"};
     for (int i = 0; i < 5; i++)
-        send_str(q, msgs[i]);
-    st = stats_of(q);
+        t_send_str(q, msgs[i]);
+    st = t_stats(q);
     cr_assert_eq(st.depth, 5);
     cr_assert_eq(st.enqueued, 5);
     cr_assert_geq(st.high_water, 5);
@@ -1444,18 +1386,18 @@ Test(queue, stats_known_sequence)
 
     cr_assert_eq(shmq_lease(q, &a, 0), 0);
     cr_assert_eq(shmq_lease(q, &b, 0), 0);
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.depth, 3);
     cr_assert_eq(st.in_flight, 2);
 
     cr_assert_eq(shmq_nack(q, &a), 0);
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.depth, 4);
     cr_assert_eq(st.in_flight, 1);
     cr_assert_eq(st.retry_pending, 1);
 
     cr_assert_eq(shmq_ack(q, &b), 0);
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.dequeued, 1);
     cr_assert_eq(st.in_flight, 0);
     cr_assert_eq(st.depth, 4);
@@ -1464,7 +1406,7 @@ Test(queue, stats_known_sequence)
     cr_assert_eq(shmq_lease(q, &a, 0), 0);
     cr_assert_eq(a.deliveries, 2);
     cr_assert_eq(memcmp(a.data, "a", 1), 0);
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.redelivered, 1);
     cr_assert_eq(st.in_flight, 1);
     cr_assert_eq(st.depth, 3);
@@ -1476,7 +1418,7 @@ Test(queue, stats_known_sequence)
     cr_assert_eq(shmq_lease(q, &c, 0), 0);
     cr_assert_eq(memcmp(c.data, "c", 1), 0);
     cr_assert_eq(c.deliveries, 1);
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.dead_lettered, 1);
     cr_assert_eq(st.dlq_depth, 1);
     cr_assert_eq(st.depth, 2);
@@ -1493,7 +1435,7 @@ Test(queue, stats_known_sequence)
     recv_str(q, "e");
     char buf[64];
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.skipped, 1);
     cr_assert_eq(st.depth, 0);
     cr_assert_eq(st.in_flight, 0);
@@ -1505,12 +1447,12 @@ Test(queue, stats_known_sequence)
     while (shmq_send(q, "f", 1, 0) == 0)
         n++;
     cr_assert_eq(n, 8);
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.depth, 8);
     cr_assert_eq(st.high_water, 8);
     while (shmq_recv(q, buf, sizeof(buf), 0) >= 0)
         ;
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.depth, 0);
     cr_assert_eq(st.high_water, 8);
     cr_assert_eq(st.enqueued, 13);
@@ -1521,7 +1463,7 @@ Test(queue, stats_known_sequence)
     /* Draining the dead-letter ring empties it. */
     shmq_t *d = open_ring("q", SHMQ_RING_DLQ);
     recv_str(d, "a");
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.dlq_depth, 0);
     cr_assert_eq(st.dead_lettered, 1);
     shmq_close(d);
@@ -1531,7 +1473,7 @@ Test(queue, stats_known_sequence)
 Test(queue, stats_bad_args)
 {
     mkq("q", 4, 16, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     struct shmq_stats st;
     memset(&st, 0, sizeof(st));
     cr_assert_eq(shmq_stats(q, NULL), -EINVAL);
@@ -1551,21 +1493,21 @@ Test(queue, stats_by_name)
     mkq("q", 8, 16, 0, 0);
     struct shmq_stats st;
 
-    cr_assert_eq(procs_count(), 0);
-    shmq_t *q = t_open(inst, "q");
-    cr_assert_eq(procs_count(), 1);
-    send_str(q, "x");
-    send_str(q, "y");
-    send_str(q, "z");
+    cr_assert_eq(t_procs_count(), 0);
+    shmq_t *q = t_open(t_inst, "q");
+    cr_assert_eq(t_procs_count(), 1);
+    t_send_str(q, "x");
+    t_send_str(q, "y");
+    t_send_str(q, "z");
     recv_str(q, "x");
     shmq_close(q);
-    cr_assert_eq(procs_count(), 0);
+    cr_assert_eq(t_procs_count(), 0);
 
     /* Read-only: no registration. */
     memset(&st, 0, sizeof(st));
     st.size = sizeof(st);
-    cr_assert_eq(shmq_stats_by_name(inst, "q", &st), 0);
-    cr_assert_eq(procs_count(), 0, "stats_by_name registered the caller");
+    cr_assert_eq(shmq_stats_by_name(t_inst, "q", &st), 0);
+    cr_assert_eq(t_procs_count(), 0, "stats_by_name registered the caller");
     cr_assert_eq(st.size, sizeof(st));
     cr_assert_eq(st.capacity, 8);
     cr_assert_eq(st.msg_max, 16);
@@ -1574,18 +1516,18 @@ Test(queue, stats_by_name)
     cr_assert_eq(st.dequeued, 1);
 
     /* With a handle open the count stays one. */
-    q = t_open(inst, "q");
-    cr_assert_eq(procs_count(), 1);
-    cr_assert_eq(shmq_stats_by_name(inst, "q", &st), 0);
-    cr_assert_eq(procs_count(), 1);
-    struct shmq_stats hs = stats_of(q);
+    q = t_open(t_inst, "q");
+    cr_assert_eq(t_procs_count(), 1);
+    cr_assert_eq(shmq_stats_by_name(t_inst, "q", &st), 0);
+    cr_assert_eq(t_procs_count(), 1);
+    struct shmq_stats hs = t_stats(q);
     cr_assert_eq(hs.depth, st.depth);
     cr_assert_eq(hs.enqueued, st.enqueued);
     cr_assert_eq(hs.generation, st.generation);
     shmq_close(q);
 
     /* The instance from the environment. */
-    cr_assert_eq(setenv("SHMQ_INSTANCE", inst, 1), 0);
+    cr_assert_eq(setenv("SHMQ_INSTANCE", t_inst, 1), 0);
     cr_assert_eq(shmq_stats_by_name(NULL, "q", &st), 0);
     cr_assert_eq(st.depth, 2);
     cr_assert_eq(unsetenv("SHMQ_INSTANCE"), 0);
@@ -1593,15 +1535,15 @@ Test(queue, stats_by_name)
     /* Errors. */
     char missing[32];
     snprintf(missing, sizeof(missing), "%s", t_instance());
-    cr_assert_eq(shmq_stats_by_name(inst, "absent", &st), -ENOENT);
+    cr_assert_eq(shmq_stats_by_name(t_inst, "absent", &st), -ENOENT);
     cr_assert_eq(shmq_stats_by_name(missing, "q", &st), -ENOENT);
-    cr_assert_eq(shmq_stats_by_name(inst, "a/b", &st), -EINVAL);
-    cr_assert_eq(shmq_stats_by_name(inst, NULL, &st), -EINVAL);
+    cr_assert_eq(shmq_stats_by_name(t_inst, "a/b", &st), -EINVAL);
+    cr_assert_eq(shmq_stats_by_name(t_inst, NULL, &st), -EINVAL);
     cr_assert_eq(shmq_stats_by_name("bad.inst", "q", &st), -EINVAL);
-    cr_assert_eq(shmq_stats_by_name(inst, "q", NULL), -EINVAL);
+    cr_assert_eq(shmq_stats_by_name(t_inst, "q", NULL), -EINVAL);
     st.size = 4;
-    cr_assert_eq(shmq_stats_by_name(inst, "q", &st), -EINVAL);
-    cr_assert_eq(procs_count(), 0);
+    cr_assert_eq(shmq_stats_by_name(t_inst, "q", &st), -EINVAL);
+    cr_assert_eq(t_procs_count(), 0);
 }
 
 /* ---- dead letters ------------------------------------------------------- */
@@ -1610,10 +1552,10 @@ Test(queue, max_deliveries_dead_letter)
 {
     const uint32_t maxd = 3;
     mkq("q", 4, 32, maxd, 4);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     shmq_msg_t m;
-    send_str(q, "poison");
-    send_str(q, "good");
+    t_send_str(q, "poison");
+    t_send_str(q, "good");
 
     cr_assert_eq(shmq_lease(q, &m, 0), 0);
     uint64_t id = m.id;
@@ -1632,7 +1574,7 @@ Test(queue, max_deliveries_dead_letter)
     cr_assert_eq(shmq_ack(q, &m), 0);
     cr_assert_eq(shmq_lease(q, &m, 0), -EAGAIN);
 
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.dead_lettered, 1);
     cr_assert_eq(st.dlq_depth, 1);
     cr_assert_eq(st.depth, 0);
@@ -1654,7 +1596,7 @@ Test(queue, max_deliveries_dead_letter)
     }
     cr_assert_eq(shmq_ack(d, &dm), 0);
     cr_assert_eq(shmq_lease(d, &dm, 0), -EAGAIN);
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.dlq_depth, 0);
     shmq_close(d);
     shmq_close(q);
@@ -1663,17 +1605,17 @@ Test(queue, max_deliveries_dead_letter)
 Test(queue, dead_letter_ring_full_keeps_message)
 {
     mkq("q", 8, 32, 1, 2);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     shmq_msg_t m;
     char buf[32];
     /* Three poison messages, room for two dead letters. */
     for (int i = 0; i < 3; i++) {
-        send_str(q, "p");
+        t_send_str(q, "p");
         cr_assert_eq(shmq_lease(q, &m, 0), 0);
         cr_assert_eq(shmq_nack(q, &m), 0);
     }
     cr_assert_eq(shmq_lease(q, &m, 0), -EAGAIN);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.dead_lettered, 2);
     cr_assert_eq(st.dlq_depth, 2);
     /* The third is neither lost nor delivered: it waits. */
@@ -1683,7 +1625,7 @@ Test(queue, dead_letter_ring_full_keeps_message)
     cr_assert_eq(shmq_recv(d, buf, sizeof(buf), 0), 1);
     /* With room again, the next attempt moves it. */
     cr_assert_eq(shmq_lease(q, &m, 0), -EAGAIN);
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.dead_lettered, 3);
     cr_assert_eq(st.dlq_depth, 2);
     cr_assert_eq(st.depth, 0);
@@ -1699,16 +1641,16 @@ Test(queue, dead_letter_ring_full_keeps_message)
 Test(queue, deleted_queue_eidrm)
 {
     mkq("q", 4, 16, 2, 2);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     shmq_t *d = open_ring("q", SHMQ_RING_DLQ);
     shmq_msg_t m;
     shmq_resv_t r;
-    send_str(q, "a");
-    send_str(q, "b");
+    t_send_str(q, "a");
+    t_send_str(q, "b");
     cr_assert_eq(shmq_lease(q, &m, 0), 0);
     cr_assert_eq(shmq_reserve(q, &r, 0), 0);
 
-    cr_assert_eq(shmq_admin_delete(adm, "q"), 0);
+    cr_assert_eq(shmq_admin_delete(t_adm, "q"), 0);
 
     char buf[16];
     struct iovec iov = {buf, sizeof(buf)};
@@ -1744,7 +1686,7 @@ Test(queue, deleted_queue_eidrm)
 
     /* A queue made again under the name is a new queue. */
     mkq("q", 4, 16, 0, 0);
-    q = t_open(inst, "q");
+    q = t_open(t_inst, "q");
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
     shmq_close(q);
 }
@@ -1752,12 +1694,12 @@ Test(queue, deleted_queue_eidrm)
 Test(queue, delete_wakes_waiter)
 {
     mkq("q", 2, 32, 0, 0);
-    shmq_t *q = t_open(inst, "q");
+    shmq_t *q = t_open(t_inst, "q");
     struct waiter w = {.q = q, .op = 0, .rc = 1};
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, waiter_main, &w), 0);
     wait_sleeper(q, 1);
-    cr_assert_eq(shmq_admin_delete(adm, "q"), 0);
+    cr_assert_eq(shmq_admin_delete(t_adm, "q"), 0);
     join_within(t, 5);
     cr_assert_eq(w.rc, -EIDRM);
     shmq_close(q);
@@ -1772,9 +1714,9 @@ Test(queue, instance_from_env)
     shmq_t *q = NULL;
 
     mkq("envq", 4, 16, 0, 0);
-    cr_assert_eq(setenv("SHMQ_INSTANCE", inst, 1), 0);
+    cr_assert_eq(setenv("SHMQ_INSTANCE", t_inst, 1), 0);
     cr_assert_eq(shmq_open("envq", NULL, &q), 0);
-    send_str(q, "via env");
+    t_send_str(q, "via env");
     shmq_close(q);
 
     shmq_open_opts_init(&o); /* instance NULL */
@@ -1790,7 +1732,7 @@ Test(queue, instance_from_env)
     cr_assert_eq(shmq_open("envq", NULL, &q), -ENOENT);
     cr_assert_eq(q, SENTINEL);
     /* An explicit instance wins over the variable. */
-    o.instance = inst;
+    o.instance = t_inst;
     q = NULL;
     cr_assert_eq(shmq_open("envq", &o, &q), 0);
     shmq_close(q);

@@ -53,163 +53,38 @@
 #include "common.h"
 #include "registry.h"
 
-/* TSan slows every atomic down: fewer kill rounds there. */
-#if defined(__SANITIZE_THREAD__)
-#define T_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define T_TSAN 1
-#endif
-#endif
-
 #define MS INT64_C(1000000)
 #define SEC INT64_C(1000000000)
-#define CHILD_FAIL 3
-#define MAX_KIDS 32
 #define BOUND_MS 10000 /* every bounded wait of this file */
 
 /* ---- children, fixture ------------------------------------------------- */
 
-static shmq_admin_t *g_admin;
-static pid_t g_kids[MAX_KIDS];
-static unsigned g_nkids;
-
-#define CHILD_REQUIRE(cond, ...)                                             \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "child %d: ", (int)getpid());                   \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-            _exit(CHILD_FAIL);                                               \
-        }                                                                    \
-    } while (0)
-
-static void track(pid_t pid)
-{
-    for (unsigned i = 0; i < g_nkids; i++)
-        if (g_kids[i] == 0) {
-            g_kids[i] = pid;
-            return;
-        }
-    cr_assert_lt(g_nkids, MAX_KIDS);
-    g_kids[g_nkids++] = pid;
-}
-
-static void untrack(pid_t pid)
-{
-    for (unsigned i = 0; i < g_nkids; i++)
-        if (g_kids[i] == pid)
-            g_kids[i] = 0;
-}
-
-static pid_t spawn(void (*fn)(const void *), const void *arg)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0, "fork");
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(CHILD_FAIL);
-        fn(arg);
-        _exit(0);
-    }
-    track(pid);
-    return pid;
-}
-
-static int wait_kid(pid_t pid)
-{
-    int st = t_wait(pid, BOUND_MS);
-    untrack(pid);
-    return st;
-}
-
 static void expect_exit0(pid_t pid, const char *what)
 {
-    int st = wait_kid(pid);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: %s %d", what,
-              WIFSIGNALED(st) ? "signal" : "exit status",
-              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+    t_reap_ok(pid, BOUND_MS, what);
 }
 
 static void kill_kid(pid_t pid)
 {
     cr_assert_eq(kill(pid, SIGKILL), 0);
-    int st = wait_kid(pid);
+    int st = t_reap(pid, BOUND_MS);
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
               "child %d ended before it was killed (status %#x)", (int)pid,
               st);
 }
 
-static void setup(void)
-{
-    g_nkids = 0;
-    g_admin = t_admin(t_instance());
-}
+TestSuite(repair, .init = t_setup, .fini = t_teardown, .timeout = 120);
 
-static void teardown(void)
-{
-    for (unsigned i = 0; i < g_nkids; i++)
-        if (g_kids[i] > 0) {
-            kill(g_kids[i], SIGKILL);
-            waitpid(g_kids[i], NULL, 0);
-        }
-    t_instance_destroy(g_admin);
-    g_admin = NULL;
-}
-
-TestSuite(repair, .init = setup, .fini = teardown, .timeout = 120);
-
-static void *shared_alloc(size_t n)
-{
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert_neq(p, MAP_FAILED, "mmap %zu", n);
-    return p;
-}
-
-static const char *inst(void)
-{
-    return shmq_admin_instance(g_admin);
-}
-
-static shmq_t *open_ring(const char *name, uint32_t ring)
-{
-    struct shmq_open_opts o;
-    shmq_t *q = NULL;
-    shmq_open_opts_init(&o);
-    o.instance = inst();
-    o.ring = ring;
-    int rc = shmq_open(name, &o, &q);
-    CHILD_REQUIRE(rc == 0, "open %s: %s", name, shmq_strerror(rc));
-    return q;
-}
-
+/* In a child: open a queue of the instance, default spin. */
 static shmq_t *open_q(const char *name)
 {
-    return open_ring(name, SHMQ_RING_MAIN);
+    return t_child_open(name, T_SPIN_DEFAULT);
 }
 
 static void create_q(const char *name, uint32_t capacity,
                      uint32_t max_deliveries)
 {
-    struct shmq_queue_config c;
-    shmq_queue_config_init(&c);
-    c.capacity = capacity;
-    c.msg_max = 64;
-    c.max_deliveries = max_deliveries;
-    c.dlq_capacity = 4;
-    int rc = shmq_admin_create(g_admin, name, &c);
-    cr_assert_eq(rc, 0, "create %s: %s", name, shmq_strerror(rc));
-}
-
-static struct shmq_stats stats_of(shmq_t *q)
-{
-    struct shmq_stats st = {.size = sizeof(st)};
-    int rc = shmq_stats(q, &st);
-    cr_assert_eq(rc, 0, "stats: %s", shmq_strerror(rc));
-    return st;
+    t_mkq(name, capacity, 64, max_deliveries, 4, 0);
 }
 
 static void pause_forever(void)
@@ -297,35 +172,35 @@ static void same_counters(const struct shmq_stats *a,
 Test(repair, dead_consumer_lease_is_delivered_again)
 {
     create_q("q", 16, 5);
-    shmq_t *q = t_open(inst(), "q");
+    shmq_t *q = t_open(t_inst, "q");
     cr_assert_eq(shmq_send(q, "hello-a", 8, 0), 0);
     int fds[2];
     make_pipe(fds);
     struct leaser l = {"q", fds[1], 0, 0};
-    pid_t pid = spawn(leaser_main, &l);
+    pid_t pid = t_spawn(leaser_main, &l);
     struct hello h = hear(fds[0]);
     cr_assert_eq(h.deliveries, 1);
     cr_assert_str_eq(h.data, "hello-a");
 
     /* Alive: repair refused, the message is not ours to take. */
-    cr_assert_eq(shmq_admin_alive(g_admin, h.token), 1);
+    cr_assert_eq(shmq_admin_alive(t_adm, h.token), 1);
     struct shmq_repair_report rep = {.size = sizeof(rep)};
-    cr_assert_eq(shmq_admin_repair(g_admin, h.token, &rep), -EBUSY);
+    cr_assert_eq(shmq_admin_repair(t_adm, h.token, &rep), -EBUSY);
     shmq_msg_t m;
     cr_assert_eq(shmq_lease(q, &m, 0), -EAGAIN);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.in_flight, 1);
     cr_assert_eq(st.depth, 0);
 
     kill_kid(pid);
-    cr_assert_eq(shmq_admin_alive(g_admin, h.token), 0);
+    cr_assert_eq(shmq_admin_alive(t_adm, h.token), 0);
     /* Dead but not repaired: the lease still blocks the message. */
     cr_assert_eq(shmq_lease(q, &m, 0), -EAGAIN);
 
-    cr_assert_eq(shmq_admin_repair(g_admin, h.token, &rep), 1);
+    cr_assert_eq(shmq_admin_repair(t_adm, h.token, &rep), 1);
     cr_assert_eq(rep.redelivered, 1);
     cr_assert_eq(rep.skipped, 0);
-    struct shmq_stats s1 = stats_of(q);
+    struct shmq_stats s1 = t_stats(q);
     cr_assert_eq(s1.depth, 1);
     cr_assert_eq(s1.retry_pending, 1);
     cr_assert_eq(s1.in_flight, 0);
@@ -333,10 +208,10 @@ Test(repair, dead_consumer_lease_is_delivered_again)
 
     /* Again: harmless. */
     struct shmq_repair_report rep2 = {.size = sizeof(rep2)};
-    cr_assert_eq(shmq_admin_repair(g_admin, h.token, &rep2), 0);
+    cr_assert_eq(shmq_admin_repair(t_adm, h.token, &rep2), 0);
     cr_assert_eq(rep2.redelivered + rep2.skipped + rep2.dead_lettered, 0);
-    cr_assert_eq(shmq_admin_reap(g_admin, NULL), 0);
-    struct shmq_stats s2 = stats_of(q);
+    cr_assert_eq(shmq_admin_reap(t_adm, NULL), 0);
+    struct shmq_stats s2 = t_stats(q);
     same_counters(&s1, &s2);
 
     cr_assert_eq(shmq_lease(q, &m, 0), 0);
@@ -347,7 +222,7 @@ Test(repair, dead_consumer_lease_is_delivered_again)
     cr_assert_str_eq((const char *)m.data, "hello-a");
     cr_assert_eq(shmq_ack(q, &m), 0);
     cr_assert_eq(shmq_lease(q, &m, 0), -EAGAIN);
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.redelivered, 1);
     cr_assert_eq(st.dequeued, 1);
     cr_assert_eq(st.depth, 0);
@@ -398,7 +273,7 @@ static void expect_msg(shmq_t *q, const char *want)
 Test(repair, dead_producer_slot_is_skipped)
 {
     create_q("q", 16, 5);
-    shmq_t *q = t_open(inst(), "q");
+    shmq_t *q = t_open(t_inst, "q");
     char m[8];
     for (int i = 0; i < 3; i++) {
         snprintf(m, sizeof(m), "b%d", i);
@@ -406,9 +281,9 @@ Test(repair, dead_producer_slot_is_skipped)
     }
     int fds[2];
     make_pipe(fds);
-    pid_t writer = spawn(half_writer, &fds[1]);
+    pid_t writer = t_spawn(half_writer, &fds[1]);
     struct hello h = hear(fds[0]);
-    expect_exit0(spawn(ten_after, NULL), "producer after the reserved slot");
+    expect_exit0(t_spawn(ten_after, NULL), "producer after the reserved slot");
 
     for (int i = 0; i < 3; i++) {
         snprintf(m, sizeof(m), "b%d", i);
@@ -417,12 +292,12 @@ Test(repair, dead_producer_slot_is_skipped)
     /* The claimed slot holds the later ten back while its owner lives. */
     char buf[64];
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
-    cr_assert_eq(stats_of(q).depth, 10);
-    cr_assert_eq(shmq_admin_repair(g_admin, h.token, NULL), -EBUSY);
+    cr_assert_eq(t_stats(q).depth, 10);
+    cr_assert_eq(shmq_admin_repair(t_adm, h.token, NULL), -EBUSY);
 
     kill_kid(writer);
     struct shmq_repair_report rep = {.size = sizeof(rep)};
-    cr_assert_eq(shmq_admin_repair(g_admin, h.token, &rep), 1);
+    cr_assert_eq(shmq_admin_repair(t_adm, h.token, &rep), 1);
     cr_assert_eq(rep.skipped, 1);
     cr_assert_eq(rep.redelivered, 0);
     for (int i = 0; i < 10; i++) {
@@ -430,14 +305,14 @@ Test(repair, dead_producer_slot_is_skipped)
         expect_msg(q, m);
     }
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.skipped, 1);
     cr_assert_eq(st.enqueued, 13);
     cr_assert_eq(st.dequeued, 13);
     cr_assert_eq(st.depth, 0);
     cr_assert_eq(st.in_flight, 0);
-    cr_assert_eq(shmq_admin_repair(g_admin, h.token, &rep), 0);
-    cr_assert_eq(stats_of(q).skipped, 1);
+    cr_assert_eq(shmq_admin_repair(t_adm, h.token, &rep), 0);
+    cr_assert_eq(t_stats(q).skipped, 1);
     close(fds[0]);
     close(fds[1]);
     shmq_close(q);
@@ -524,9 +399,9 @@ Test(repair, poison_message_goes_to_dead_letters)
     /* The test registers only once the children are done, so that none
      * of them inherits a registration: every dead one reaped is a
      * consumer that died of the poison. */
-    struct poison *p = shared_alloc(sizeof(*p));
-    pid_t prod = spawn(poison_producer, NULL);
-    pid_t cons[2] = {spawn(poison_consumer, p), spawn(poison_consumer, p)};
+    struct poison *p = t_shared_alloc(sizeof(*p));
+    pid_t prod = t_spawn(poison_producer, NULL);
+    pid_t cons[2] = {t_spawn(poison_consumer, p), t_spawn(poison_consumer, p)};
     unsigned deaths = 0;
     int reaped = 0;
     struct shmq_stats st;
@@ -538,18 +413,18 @@ Test(repair, poison_message_goes_to_dead_letters)
             int ws;
             if (waitpid(cons[c], &ws, WNOHANG) != cons[c])
                 continue;
-            untrack(cons[c]);
+            t_untrack(cons[c]);
             cr_assert(WIFSIGNALED(ws) && (WTERMSIG(ws) == SIGKILL ||
                                           WTERMSIG(ws) == SIGABRT),
                       "consumer ended with status %#x", ws);
             deaths++;
-            int n = shmq_admin_reap(g_admin, NULL);
+            int n = shmq_admin_reap(t_adm, NULL);
             cr_assert_geq(n, 0, "reap: %s", shmq_strerror(n));
             reaped += n;
-            cons[c] = spawn(poison_consumer, p);
+            cons[c] = t_spawn(poison_consumer, p);
         }
         st.size = sizeof(st);
-        cr_assert_eq(shmq_stats_by_name(inst(), "q", &st), 0);
+        cr_assert_eq(shmq_stats_by_name(t_inst, "q", &st), 0);
         if (atomic_load(&p->received) == P_NORMAL && st.dlq_depth == 1)
             break;
         struct timespec ts = {0, 1000000};
@@ -572,10 +447,10 @@ Test(repair, poison_message_goes_to_dead_letters)
     for (unsigned i = 0; i < P_NORMAL; i++)
         cr_assert_eq(atomic_load(&p->counts[i]), 1, "normal %u: %u times", i,
                      atomic_load(&p->counts[i]));
-    cr_assert_eq(shmq_admin_reap(g_admin, NULL), 0);
-    shmq_t *q = t_open(inst(), "q");
+    cr_assert_eq(shmq_admin_reap(t_adm, NULL), 0);
+    shmq_t *q = t_open(t_inst, "q");
 
-    st = stats_of(q);
+    st = t_stats(q);
     cr_assert_eq(st.dead_lettered, 1);
     cr_assert_eq(st.redelivered, P_MAXDLV - 1);
     cr_assert_eq(st.enqueued, P_NORMAL + 1);
@@ -584,7 +459,7 @@ Test(repair, poison_message_goes_to_dead_letters)
     cr_assert_eq(st.in_flight, 0);
     cr_assert_eq(st.dlq_depth, 1);
 
-    shmq_t *d = open_ring("q", SHMQ_RING_DLQ);
+    shmq_t *d = t_child_open_ring("q", SHMQ_RING_DLQ, T_SPIN_DEFAULT);
     shmq_msg_t m;
     cr_assert_eq(shmq_lease(d, &m, 0), 0);
     struct pmsg pm;
@@ -595,7 +470,7 @@ Test(repair, poison_message_goes_to_dead_letters)
     cr_assert_geq(m.deliveries, P_MAXDLV);
     cr_assert_eq(shmq_ack(d, &m), 0);
     cr_assert_eq(shmq_lease(d, &m, 0), -EAGAIN);
-    cr_assert_eq(stats_of(q).dlq_depth, 0);
+    cr_assert_eq(t_stats(q).dlq_depth, 0);
     fprintf(stderr,
             "poison: id %llu died with consumers at %u, %u, %u normal "
             "messages received; dead letter shows deliveries %u\n",
@@ -628,6 +503,8 @@ Test(repair, poison_message_goes_to_dead_letters)
  * halts leases the message it halts on in a batch of its own, so that it
  * holds exactly one lease then, as in the single-message variant.
  */
+/* TSan slows every atomic down: fewer kill rounds there (T_TSAN:
+ * common.h). */
 #ifdef T_TSAN
 #define K_ITER 12u
 #else
@@ -887,12 +764,12 @@ static void kill_round(struct kill_loop *k, uint8_t *confirmed, uint32_t it,
     uint64_t pseed = batch ? k_seed(s) : 0;
     struct kill_consumer_arg ca = {k, cons_halts ? want_used - 1 : K_NOHALT,
                                    batch, cseed};
-    pid_t cons = spawn(kill_consumer, &ca);
+    pid_t cons = t_spawn(kill_consumer, &ca);
     int fds[2];
     cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
     struct kill_producer_arg pa = {k, it, prod_halts ? want_sent : K_NOHALT,
                                    fds[1], batch, pseed};
-    pid_t prod = spawn(kill_producer, &pa);
+    pid_t prod = t_spawn(kill_producer, &pa);
     close(fds[1]);
     cr_assert_eq(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
 
@@ -925,7 +802,7 @@ static void kill_round(struct kill_loop *k, uint8_t *confirmed, uint32_t it,
         cr_assert_eq(sent, want_sent);
 
     struct shmq_repair_report rep = {.size = sizeof(rep)};
-    int n = shmq_admin_reap(g_admin, &rep);
+    int n = shmq_admin_reap(t_adm, &rep);
     cr_assert_eq(n, 2, "round %u: reap repaired %d processes", it, n);
     if (cons_halts)
         cr_assert_eq(rep.redelivered, 1, "round %u: the held lease", it);
@@ -957,8 +834,8 @@ static uint64_t k_drain_queue(shmq_t *q, struct kill_loop *k)
 static void kill_test(uint32_t batch, const char *label)
 {
     create_q("q", K_CAP, 0); /* no dead-lettering: nothing may leave */
-    shmq_t *q = t_open(inst(), "q");
-    struct kill_loop *k = shared_alloc(sizeof(*k));
+    shmq_t *q = t_open(t_inst, "q");
+    struct kill_loop *k = t_shared_alloc(sizeof(*k));
     uint8_t *confirmed = calloc(K_ITER * K_MAXSEQ, 1);
     uint8_t prod_halts[K_ITER], cons_halts[K_ITER];
     cr_assert_not_null(confirmed);
@@ -981,7 +858,7 @@ static void kill_test(uint32_t batch, const char *label)
          * left (redeliveries, skipped slots). */
         if (cons_halts[it])
             drained += k_drain_queue(q, k);
-        uint64_t left = stats_of(q).depth;
+        uint64_t left = t_stats(q).depth;
         cr_assert_leq(left, K_CAP);
         kill_round(k, confirmed, it, &s, prod_halts[it], cons_halts[it],
                    (uint32_t)left, batch);
@@ -1028,7 +905,7 @@ static void kill_test(uint32_t batch, const char *label)
     cr_assert_geq(dups, n_ch);
     cr_assert_leq(dups, extra);
     cr_assert_leq(extra, K_ITER * k_held_max(batch));
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.redelivered, extra, "redelivered %llu, seen %llu",
                  (unsigned long long)st.redelivered,
                  (unsigned long long)extra);
@@ -1040,9 +917,9 @@ static void kill_test(uint32_t batch, const char *label)
                  (unsigned long long)st.enqueued, (unsigned long long)got);
     cr_assert_geq(st.skipped, n_ph);
     cr_assert_leq(st.skipped, K_ITER * k_held_max(batch));
-    cr_assert_eq(shmq_admin_reap(g_admin, NULL), 0);
+    cr_assert_eq(shmq_admin_reap(t_adm, NULL), 0);
     struct shmq_proc_info pi[4];
-    cr_assert_eq(shmq_admin_procs(g_admin, pi, 4), 1, "only the test left");
+    cr_assert_eq(shmq_admin_procs(t_adm, pi, 4), 1, "only the test left");
     fprintf(stderr,
             "%s: %u rounds (%u producers held a reservation, %u "
             "consumers a lease), %llu confirmed, %llu distinct received, "
@@ -1104,7 +981,7 @@ static void forked_child(const void *arg)
 Test(repair, fork_child_never_uses_parent_token)
 {
     create_q("q", 16, 5);
-    shmq_t *q = t_open(inst(), "q");
+    shmq_t *q = t_open(t_inst, "q");
     struct fork_arg a = {.q = q};
     cr_assert_eq(shmq_send(q, "m", 2, 0), 0);
     cr_assert_eq(shmq_send(q, "x", 2, 0), 0);
@@ -1112,7 +989,7 @@ Test(repair, fork_child_never_uses_parent_token)
     cr_assert_str_eq((const char *)a.m.data, "m");
     cr_assert_eq(shmq_token(q, &a.ptoken), 0);
 
-    expect_exit0(spawn(forked_child, &a), "forked child");
+    expect_exit0(t_spawn(forked_child, &a), "forked child");
     uint32_t tok = 0;
     cr_assert_eq(shmq_token(q, &tok), 0);
     cr_assert_eq(tok, a.ptoken, "the parent's token changed");
@@ -1122,7 +999,7 @@ Test(repair, fork_child_never_uses_parent_token)
     cr_assert_str_eq(buf, "from-child");
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
     /* The child ended without closing: a dead registration to reap. */
-    cr_assert_eq(shmq_admin_reap(g_admin, NULL), 1);
+    cr_assert_eq(shmq_admin_reap(t_adm, NULL), 1);
     shmq_close(q);
 }
 
@@ -1181,13 +1058,13 @@ Test(repair, fork_child_outlives_its_parent)
     /* The grandchild becomes ours when its parent dies. */
     cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
     create_q("q", 16, 5);
-    shmq_t *q = t_open(inst(), "q");
+    shmq_t *q = t_open(t_inst, "q");
     cr_assert_eq(shmq_send(q, "p-lease", 8, 0), 0);
     int up[2], cmd[2];
     make_pipe(up);
     make_pipe(cmd);
     struct orphan_arg a = {up[1], cmd[0], cmd[1]};
-    pid_t parent = spawn(dying_parent, &a);
+    pid_t parent = t_spawn(dying_parent, &a);
     close(cmd[0]);
     struct hello hp = {0}, hc = {0};
     for (int i = 0; i < 2; i++) {
@@ -1198,25 +1075,25 @@ Test(repair, fork_child_outlives_its_parent)
             hc = h;
     }
     cr_assert(hp.role == ROLE_PARENT && hc.role == ROLE_CHILD);
-    track(hc.pid);
+    t_track(hc.pid);
     cr_assert_eq(hp.pid, hc.pid);
     cr_assert_neq(hp.token, hc.token, "child registered as its parent");
     cr_assert_eq(hp.deliveries, 1);
-    cr_assert_eq(shmq_admin_alive(g_admin, hp.token), 1);
-    cr_assert_eq(shmq_admin_alive(g_admin, hc.token), 1);
+    cr_assert_eq(shmq_admin_alive(t_adm, hp.token), 1);
+    cr_assert_eq(shmq_admin_alive(t_adm, hc.token), 1);
 
     kill_kid(parent);
-    cr_assert_eq(shmq_admin_alive(g_admin, hp.token), 0);
-    cr_assert_eq(shmq_admin_alive(g_admin, hc.token), 1,
+    cr_assert_eq(shmq_admin_alive(t_adm, hp.token), 0);
+    cr_assert_eq(shmq_admin_alive(t_adm, hc.token), 1,
                  "the child's registration died with its parent");
-    cr_assert_eq(shmq_admin_repair(g_admin, hc.token, NULL), -EBUSY);
+    cr_assert_eq(shmq_admin_repair(t_adm, hc.token, NULL), -EBUSY);
     struct shmq_repair_report rep = {.size = sizeof(rep)};
-    cr_assert_eq(shmq_admin_reap(g_admin, &rep), 1);
+    cr_assert_eq(shmq_admin_reap(t_adm, &rep), 1);
     cr_assert_eq(rep.redelivered, 1);
-    cr_assert_eq(shmq_admin_alive(g_admin, hc.token), 1);
+    cr_assert_eq(shmq_admin_alive(t_adm, hc.token), 1);
 
     struct shmq_proc_info pi[8];
-    int np = shmq_admin_procs(g_admin, pi, 8);
+    int np = shmq_admin_procs(t_adm, pi, 8);
     cr_assert_eq(np, 2, "registered: %d (the test and the child)", np);
     int found = 0;
     for (int i = 0; i < np; i++) {
@@ -1245,9 +1122,9 @@ Test(repair, fork_child_outlives_its_parent)
     expect_exit0(hc.pid, "orphaned child");
     /* It closed the handle it used, not the one it inherited from the
      * test through its parent: still registered when it ended. */
-    cr_assert_eq(shmq_admin_reap(g_admin, NULL), 1);
-    cr_assert_eq(shmq_admin_alive(g_admin, hc.token), 0);
-    cr_assert_eq(stats_of(q).depth, 0);
+    cr_assert_eq(shmq_admin_reap(t_adm, NULL), 1);
+    cr_assert_eq(shmq_admin_alive(t_adm, hc.token), 0);
+    cr_assert_eq(t_stats(q).depth, 0);
     close(up[0]);
     close(up[1]);
     close(cmd[1]);
@@ -1276,7 +1153,7 @@ static void live_main(const void *arg)
 Test(repair, reap_finds_dead_processes)
 {
     create_q("q", 16, 5);
-    shmq_t *q = t_open(inst(), "q");
+    shmq_t *q = t_open(t_inst, "q");
     for (int i = 0; i < 4; i++) {
         char m[8];
         snprintf(m, sizeof(m), "r%d", i);
@@ -1290,10 +1167,10 @@ Test(repair, reap_finds_dead_processes)
     for (uint32_t i = 0; i < 4; i++) {
         /* Three are killed; the fourth exits holding its lease. */
         ls[i] = (struct leaser){"q", up[1], i, i == 3};
-        pids[i] = spawn(leaser_main, &ls[i]);
+        pids[i] = t_spawn(leaser_main, &ls[i]);
     }
     struct live_arg la = {up[1], cmd[0]};
-    pid_t live = spawn(live_main, &la);
+    pid_t live = t_spawn(live_main, &la);
     uint64_t ids[4] = {0};
     uint32_t live_token = 0;
     for (int i = 0; i < 5; i++) {
@@ -1311,14 +1188,14 @@ Test(repair, reap_finds_dead_processes)
     expect_exit0(pids[3], "leaser that exits");
 
     struct shmq_repair_report rep = {.size = sizeof(rep)};
-    cr_assert_eq(shmq_admin_reap(g_admin, &rep), 4);
+    cr_assert_eq(shmq_admin_reap(t_adm, &rep), 4);
     cr_assert_eq(rep.redelivered, 4);
     cr_assert_eq(rep.skipped, 0);
     struct shmq_repair_report rep2 = {.size = sizeof(rep2)};
-    cr_assert_eq(shmq_admin_reap(g_admin, &rep2), 0);
+    cr_assert_eq(shmq_admin_reap(t_adm, &rep2), 0);
     cr_assert_eq(rep2.redelivered, 0);
-    cr_assert_eq(shmq_admin_alive(g_admin, live_token), 1);
-    cr_assert_eq(shmq_admin_procs(g_admin, NULL, 0), 2,
+    cr_assert_eq(shmq_admin_alive(t_adm, live_token), 1);
+    cr_assert_eq(shmq_admin_procs(t_adm, NULL, 0), 2,
                  "the test and the live child");
 
     unsigned seen = 0;
@@ -1338,15 +1215,15 @@ Test(repair, reap_finds_dead_processes)
     cr_assert_eq(seen, 15u);
     shmq_msg_t m;
     cr_assert_eq(shmq_lease(q, &m, 0), -EAGAIN);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.repaired, 4);
     cr_assert_eq(st.redelivered, 4);
     cr_assert_eq(st.dequeued, 4);
     cr_assert_eq(write(cmd[1], "g", 1), 1);
     expect_exit0(live, "live child");
     /* It closed its own handle, not the one inherited from the test. */
-    cr_assert_eq(shmq_admin_reap(g_admin, NULL), 1);
-    cr_assert_eq(shmq_admin_reap(g_admin, NULL), 0);
+    cr_assert_eq(shmq_admin_reap(t_adm, NULL), 1);
+    cr_assert_eq(shmq_admin_reap(t_adm, NULL), 0);
     close(up[0]);
     close(up[1]);
     close(cmd[0]);
@@ -1404,20 +1281,20 @@ static void fds_give_back(struct fd_hog *h)
 Test(repair, repair_that_cannot_open_a_queue_keeps_the_entry)
 {
     create_q("q", 16, 5);
-    shmq_t *q = t_open(inst(), "q");
+    shmq_t *q = t_open(t_inst, "q");
     cr_assert_eq(shmq_send(q, "hello-g", 8, 0), 0);
     int fds[2];
     make_pipe(fds);
     struct leaser l = {"q", fds[1], 0, 0};
-    pid_t pid = spawn(leaser_main, &l);
+    pid_t pid = t_spawn(leaser_main, &l);
     struct hello h = hear(fds[0]);
     kill_kid(pid);
 
     struct fd_hog hog;
     struct shmq_repair_report rep = {.size = sizeof(rep)};
     fds_take_all(&hog);
-    int rc = shmq_admin_repair(g_admin, h.token, &rep);
-    int reaped = shmq_admin_reap(g_admin, NULL);
+    int rc = shmq_admin_repair(t_adm, h.token, &rep);
+    int reaped = shmq_admin_reap(t_adm, NULL);
     fds_give_back(&hog);
     cr_assert_eq(rc, -EMFILE, "repair without a descriptor to open the "
                  "queue: %d (%s), expected -EMFILE", rc, shmq_strerror(rc));
@@ -1425,7 +1302,7 @@ Test(repair, repair_that_cannot_open_a_queue_keeps_the_entry)
 
     /* Still in the table, found dead; its lease still held. */
     struct shmq_proc_info pi[4];
-    int n = shmq_admin_procs(g_admin, pi, 4);
+    int n = shmq_admin_procs(t_adm, pi, 4);
     int found = 0;
     for (int i = 0; i < n && i < 4; i++)
         if (pi[i].token == h.token) {
@@ -1434,17 +1311,17 @@ Test(repair, repair_that_cannot_open_a_queue_keeps_the_entry)
             cr_assert_eq(pi[i].alive, 0);
         }
     cr_assert(found, "the entry of the dead was freed before its repair");
-    cr_assert_eq(stats_of(q).in_flight, 1);
+    cr_assert_eq(t_stats(q).in_flight, 1);
 
     /* With descriptors again, the periodic reap finishes the repair. */
-    cr_assert_eq(shmq_admin_reap(g_admin, &rep), 1);
+    cr_assert_eq(shmq_admin_reap(t_adm, &rep), 1);
     cr_assert_eq(rep.redelivered, 1);
     shmq_msg_t m;
     cr_assert_eq(shmq_lease(q, &m, 0), 0);
     cr_assert_eq(m.id, h.id);
     cr_assert_eq(m.deliveries, 2);
     cr_assert_eq(shmq_ack(q, &m), 0);
-    cr_assert_eq(shmq_admin_reap(g_admin, NULL), 0);
+    cr_assert_eq(shmq_admin_reap(t_adm, NULL), 0);
     close(fds[0]);
     close(fds[1]);
     shmq_close(q);
@@ -1495,7 +1372,7 @@ static struct {
 static void register_lease_and_die(void)
 {
     struct leaser l = {"q", g_race.fds[1], 0, 0};
-    pid_t pid = spawn(leaser_main, &l);
+    pid_t pid = t_spawn(leaser_main, &l);
     g_race.dead = hear(g_race.fds[0]);
     kill_kid(pid);
 }
@@ -1503,11 +1380,11 @@ static void register_lease_and_die(void)
 Test(repair, registration_leaves_a_dead_entry_alone)
 {
     create_q("q", 16, 5);
-    shmq_t *q = t_open(inst(), "q");
+    shmq_t *q = t_open(t_inst, "q");
     cr_assert_eq(shmq_send(q, "hello-h", 8, 0), 0);
     make_pipe(g_race.fds);
     struct shmq__reg reg;
-    cr_assert_eq(shmq__reg_open(inst(), 1, NULL, &reg), 0);
+    cr_assert_eq(shmq__reg_open(t_inst, 1, NULL, &reg), 0);
     int lock_fd = -1;
     uint32_t tok = 0;
     g_lock_hook = register_lease_and_die;
@@ -1521,7 +1398,7 @@ Test(repair, registration_leaves_a_dead_entry_alone)
     /* The entry still says which queues the dead had opened: its repair
      * finds the lease and gives the message back. */
     struct shmq_repair_report rep = {.size = sizeof(rep)};
-    cr_assert_eq(shmq_admin_repair(g_admin, dead, &rep), 1);
+    cr_assert_eq(shmq_admin_repair(t_adm, dead, &rep), 1);
     cr_assert_eq(rep.redelivered, 1,
                  "repair of the dead found %llu leases (its entry was "
                  "overwritten by the registrant)",
@@ -1594,29 +1471,29 @@ Test(repair, fork_child_does_not_keep_a_dead_parents_admin_lock)
     make_pipe(up);
     make_pipe(hold);
     struct forker f = {up[1], hold[0], hold[1]};
-    pid_t p = spawn(forker_main, &f);
+    pid_t p = t_spawn(forker_main, &f);
     struct hello h = hear(up[0]);
-    track((pid_t)h.pid); /* the grandchild: killed by teardown if need be */
-    int st = wait_kid(p);
+    t_track((pid_t)h.pid); /* the grandchild: killed by teardown if need be */
+    int st = t_reap(p, BOUND_MS);
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
               "the forker was not killed holding the admin lock (%#x)", st);
 
     struct shmq__reg reg;
-    cr_assert_eq(shmq__reg_open(inst(), 0, NULL, &reg), 0);
+    cr_assert_eq(shmq__reg_open(t_inst, 0, NULL, &reg), 0);
     int held = shmq__lock_held(reg.fd, SHMQ_LOCK_ADMIN);
     shmq__reg_close(&reg);
     if (held != 0) {
         /* Let the test end: every admin call would wait for the lock. */
         kill((pid_t)h.pid, SIGKILL);
-        untrack((pid_t)h.pid);
+        t_untrack((pid_t)h.pid);
         cr_assert_fail("the admin lock of the dead process is still held "
                        "(%d): its fork child kept the description it was "
                        "taken through (a descriptor, or the mapping)",
                        held);
     }
     /* The dead is repaired as any other. */
-    cr_assert_eq(shmq_admin_reap(g_admin, NULL), 1);
-    cr_assert_eq(shmq_admin_alive(g_admin, h.token), 0);
+    cr_assert_eq(shmq_admin_reap(t_adm, NULL), 1);
+    cr_assert_eq(shmq_admin_alive(t_adm, h.token), 0);
     close(hold[1]);
     close(hold[0]);
     close(up[0]);

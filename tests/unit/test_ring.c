@@ -33,34 +33,19 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common.h"
 #include "segment.h"
 
-/* Sanitizers slow every atomic and copy down: smaller counts (TSan much
- * more than ASan). */
-#if defined(__SANITIZE_THREAD__)
-#define T_TSAN 1
-#elif defined(__SANITIZE_ADDRESS__)
-#define T_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define T_TSAN 1
-#elif __has_feature(address_sanitizer)
-#define T_ASAN 1
-#endif
-#endif
+/* Smaller counts under sanitizers (T_TSAN, T_ASAN: common.h). */
 #if defined(T_TSAN)
 #define T_SCALE 5u
 #elif defined(T_ASAN)
@@ -76,99 +61,15 @@
 #define HDR_BYTES 8u
 #define SEND_TIMEOUT_NS INT64_C(10000000000) /* stuck full for 10 s: fail */
 #define POLL_NS INT64_C(20000000)            /* consumers re-check the total */
-#define CHILD_FAIL 3
 
 /* ---- children ------------------------------------------------------------ */
 
-static shmq_admin_t *g_admin;
-static pid_t g_kids[NPROD + NCONS];
-static unsigned g_nkids;
-
-/* Set by a child that fails, so that its peers stop too. */
-static _Atomic uint32_t *g_failed;
-
-static void child_fail(void)
-{
-    if (g_failed)
-        atomic_store_explicit(g_failed, 1, memory_order_relaxed);
-    _exit(CHILD_FAIL);
-}
-
-/* In a child (or a worker thread of the test process): report and leave
- * without running the test runner's exit handlers. */
-#define CHILD_REQUIRE(cond, ...)                                             \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "child %d: ", (int)getpid());                   \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-            child_fail();                                                    \
-        }                                                                    \
-    } while (0)
-
-static pid_t spawn(void (*fn)(const void *), const void *arg)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0, "fork");
-    if (pid == 0) {
-        /* Never outlive the test, whatever happens to it. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(CHILD_FAIL);
-        fn(arg);
-        _exit(0);
-    }
-    g_kids[g_nkids++] = pid;
-    return pid;
-}
-
-/* Wait for child i; asserts it exited with status 0. */
+/* Wait for child i (t_kids); asserts it exited with status 0. */
 static void reap_kid(unsigned i, int timeout_ms, const char *what)
 {
-    int st = t_wait(g_kids[i], timeout_ms);
-    g_kids[i] = 0;
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-              "%s (child %u): %s %d", what, i,
-              WIFSIGNALED(st) ? "killed by signal" : "exit status",
-              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-}
-
-static void setup(void)
-{
-    g_nkids = 0;
-    g_admin = t_admin(t_instance());
-}
-
-static void teardown(void)
-{
-    for (unsigned i = 0; i < g_nkids; i++)
-        if (g_kids[i] > 0) {
-            kill(g_kids[i], SIGKILL);
-            waitpid(g_kids[i], NULL, 0);
-        }
-    t_instance_destroy(g_admin);
-    g_admin = NULL;
-}
-
-static void *shared_alloc(size_t n)
-{
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert_neq(p, MAP_FAILED, "mmap %zu", n);
-    return p;
-}
-
-static shmq_t *open_q(const char *name, int64_t spin_ns)
-{
-    struct shmq_open_opts o;
-    shmq_t *q = NULL;
-    shmq_open_opts_init(&o);
-    o.instance = shmq_admin_instance(g_admin);
-    o.spin_ns = spin_ns;
-    int rc = shmq_open(name, &o, &q);
-    CHILD_REQUIRE(rc == 0, "open %s: %s", name, shmq_strerror(rc));
-    return q;
+    char label[64];
+    snprintf(label, sizeof(label), "%s (child %u)", what, i);
+    t_reap_ok(t_kids[i], timeout_ms, label);
 }
 
 /* ---- messages ------------------------------------------------------------ */
@@ -197,7 +98,7 @@ struct role {
 /* The handle a role works on: its own (a process), or the shared one. */
 static shmq_t *role_q(const struct role *ro)
 {
-    return ro->shared ? ro->shared : open_q("ring", ro->run->spin_ns);
+    return ro->shared ? ro->shared : t_child_open("ring", ro->run->spin_ns);
 }
 
 static void role_done(const struct role *ro, shmq_t *q)
@@ -503,15 +404,15 @@ static void *thread_main(void *arg)
 static void run_mpmc(enum mode mode, uint32_t per_prod, int64_t spin_ns,
                      uint32_t abort_every, int threads, const char *label)
 {
-    t_create(g_admin, "ring", CAPACITY, MSG_MAX);
+    t_create(t_adm, "ring", CAPACITY, MSG_MAX);
     size_t size = sizeof(struct run) +
                   (size_t)NPROD * per_prod * sizeof(_Atomic uint32_t);
-    struct run *r = shared_alloc(size);
+    struct run *r = t_shared_alloc(size);
     r->mode = mode;
     r->per_prod = per_prod;
     r->spin_ns = spin_ns;
     r->abort_every = abort_every;
-    g_failed = &r->failed;
+    t_fail_flag = &r->failed;
     struct role roles[NPROD + NCONS];
 
     double t0 = now_s();
@@ -519,7 +420,7 @@ static void run_mpmc(enum mode mode, uint32_t per_prod, int64_t spin_ns,
         /* Thread failures end the process (CHILD_REQUIRE): the runner
          * reports the exit status and the message. */
         pthread_t tid[NPROD + NCONS];
-        shmq_t *q = open_q("ring", spin_ns);
+        shmq_t *q = t_child_open("ring", spin_ns);
         for (uint32_t i = 0; i < NCONS + NPROD; i++) {
             roles[i] = (struct role){r, i, q};
             cr_assert_eq(pthread_create(&tid[i], NULL, thread_main, &roles[i]),
@@ -531,11 +432,11 @@ static void run_mpmc(enum mode mode, uint32_t per_prod, int64_t spin_ns,
     } else {
         for (uint32_t i = 0; i < NCONS; i++) {
             roles[i] = (struct role){r, i, NULL};
-            spawn(consumer_main, &roles[i]);
+            t_spawn(consumer_main, &roles[i]);
         }
         for (uint32_t i = 0; i < NPROD; i++) {
             roles[NCONS + i] = (struct role){r, i, NULL};
-            spawn(producer_main, &roles[NCONS + i]);
+            t_spawn(producer_main, &roles[NCONS + i]);
         }
         for (unsigned i = NCONS; i < NCONS + NPROD; i++)
             reap_kid(i, 240000, "producer");
@@ -557,7 +458,7 @@ static void run_mpmc(enum mode mode, uint32_t per_prod, int64_t spin_ns,
     }
 
     struct shmq_stats st = {.size = sizeof(st)};
-    cr_assert_eq(shmq_stats_by_name(shmq_admin_instance(g_admin), "ring", &st),
+    cr_assert_eq(shmq_stats_by_name(shmq_admin_instance(t_adm), "ring", &st),
                  0);
     cr_assert_eq(st.depth, 0, "depth %llu", (unsigned long long)st.depth);
     cr_assert_eq(st.in_flight, 0);
@@ -584,11 +485,11 @@ static void run_mpmc(enum mode mode, uint32_t per_prod, int64_t spin_ns,
             (unsigned long long)atomic_load(&r->per_cons[3]),
             (unsigned long long)st.high_water,
             (unsigned long long)st.skipped);
-    g_failed = NULL;
+    t_fail_flag = NULL;
     munmap(r, size);
 }
 
-TestSuite(ring, .init = setup, .fini = teardown, .timeout = 280);
+TestSuite(ring, .init = t_setup, .fini = t_teardown, .timeout = 280);
 
 /*
  * A reservation or a lease that is no longer held (committed, aborted,
@@ -606,8 +507,8 @@ static void expect_recv(shmq_t *q, const char *want)
 
 Test(ring, stale_reservation_and_lease_leave_the_slot_alone)
 {
-    t_create(g_admin, "ring", 4, MSG_MAX);
-    shmq_t *q = t_open(shmq_admin_instance(g_admin), "ring");
+    t_create(t_adm, "ring", 4, MSG_MAX);
+    shmq_t *q = t_open(shmq_admin_instance(t_adm), "ring");
     shmq_resv_t done, dropped;
     shmq_msg_t acked;
     cr_assert_eq(shmq_reserve(q, &done, 0), 0);      /* position 0 */
@@ -703,10 +604,10 @@ struct gb {
 static void gb_open(struct gb *g, const char *name)
 {
     uint32_t tok;
-    g->q = t_open(shmq_admin_instance(g_admin), name);
+    g->q = t_open(shmq_admin_instance(t_adm), name);
     cr_assert_eq(shmq_token(g->q, &tok), 0);
     g->owner = SHMQ_TOKEN_IDX(tok);
-    int rc = shmq__qseg_open(shmq_admin_instance(g_admin), name, 1, &g->seg);
+    int rc = shmq__qseg_open(shmq_admin_instance(t_adm), name, 1, &g->seg);
     cr_assert_eq(rc, 0, "qseg_open: %s", shmq_strerror(rc));
 }
 
@@ -846,7 +747,7 @@ Test(ring, recv_batch_lease_taken_back)
     c.capacity = 16;
     c.msg_max = MSG_MAX;
     c.lease_timeout_ns = UINT64_C(60000000000); /* no real expiry here */
-    cr_assert_eq(shmq_admin_create(g_admin, "gb", &c), 0);
+    cr_assert_eq(shmq_admin_create(t_adm, "gb", &c), 0);
     struct gb g;
     gb_open(&g, "gb");
     taken_back_in_batch(&g, 'a', 0, 1);  /* 1 received, 2 left */

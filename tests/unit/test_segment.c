@@ -25,22 +25,7 @@
 #include "common.h"
 #include "layout.h"
 
-static char inst[32];
-static shmq_admin_t *adm;
-
-static void setup(void)
-{
-    snprintf(inst, sizeof(inst), "%s", t_instance());
-    adm = t_admin(inst);
-}
-
-static void teardown(void)
-{
-    t_instance_destroy(adm);
-    adm = NULL;
-}
-
-TestSuite(segment, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(segment, .init = t_setup, .fini = t_teardown, .timeout = 120);
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -51,10 +36,7 @@ static void rnd_seed(uint64_t s)
 }
 static uint64_t rnd(void)
 {
-    rnd_state ^= rnd_state >> 12;
-    rnd_state ^= rnd_state << 25;
-    rnd_state ^= rnd_state >> 27;
-    return rnd_state * 0x2545f4914f6cdd1du;
+    return t_rnd(&rnd_state);
 }
 static uint32_t rnd_below(uint32_t n)
 {
@@ -70,9 +52,9 @@ struct seg {
 static void seg_path(char *buf, size_t cap, const char *name)
 {
     if (name)
-        snprintf(buf, cap, "/dev/shm/shmq.%s.%s", inst, name);
+        snprintf(buf, cap, "/dev/shm/shmq.%s.%s", t_inst, name);
     else
-        snprintf(buf, cap, "/dev/shm/shmq.%s", inst);
+        snprintf(buf, cap, "/dev/shm/shmq.%s", t_inst);
 }
 
 static struct seg seg_map(const char *name)
@@ -97,26 +79,11 @@ static void seg_unmap(struct seg *s)
     s->base = NULL;
 }
 
-static void mkq(const char *name, uint32_t cap, uint32_t msg_max,
-                uint32_t max_deliveries, uint32_t dlq_capacity,
-                uint64_t lease_timeout_ns)
-{
-    struct shmq_queue_config c;
-    shmq_queue_config_init(&c);
-    c.capacity = cap;
-    c.msg_max = msg_max;
-    c.max_deliveries = max_deliveries;
-    c.dlq_capacity = dlq_capacity;
-    c.lease_timeout_ns = lease_timeout_ns;
-    int rc = shmq_admin_create(adm, name, &c);
-    cr_assert_eq(rc, 0, "create %s: %s", name, shmq_strerror(rc));
-}
-
 static int try_open(const char *name, shmq_t **q)
 {
     struct shmq_open_opts o;
     shmq_open_opts_init(&o);
-    o.instance = inst;
+    o.instance = t_inst;
     *q = NULL;
     return shmq_open(name, &o, q);
 }
@@ -125,13 +92,13 @@ static int stats_by_name(const char *name)
 {
     struct shmq_stats st;
     st.size = sizeof(st);
-    return shmq_stats_by_name(inst, name, &st);
+    return shmq_stats_by_name(t_inst, name, &st);
 }
 
 static int info_of(const char *name)
 {
     struct shmq_queue_info info;
-    return shmq_admin_info(adm, name, &info);
+    return shmq_admin_info(t_adm, name, &info);
 }
 
 static uint64_t get_field(const uint8_t *p, unsigned width)
@@ -266,8 +233,8 @@ static int cfg_verdict(const struct shmq_q_hdr *h)
 Test(segment, header_fields_random)
 {
     struct field fields[64];
-    mkq("keeper", 2, 8, 0, 0, 0);
-    mkq("victim", 16, 100, 3, 8, 0);
+    t_mkq("keeper", 2, 8, 0, 0, 0);
+    t_mkq("victim", 16, 100, 3, 8, 0);
     /* A handle elsewhere keeps this process registered throughout. */
     shmq_t *keeper = NULL;
     cr_assert_eq(try_open("keeper", &keeper), 0);
@@ -341,7 +308,7 @@ Test(segment, header_fields_random)
 
 Test(segment, header_name)
 {
-    mkq("named-queue", 4, 16, 0, 0, 0);
+    t_mkq("named-queue", 4, 16, 0, 0, 0);
     struct seg s = seg_map("named-queue");
     struct shmq_q_hdr *h = (struct shmq_q_hdr *)s.base;
     size_t len = strlen(h->name);
@@ -379,8 +346,8 @@ Test(segment, header_name)
 
 Test(segment, header_random_bytes)
 {
-    mkq("keeper", 2, 8, 0, 0, 0);
-    mkq("victim", 8, 64, 2, 4, 0);
+    t_mkq("keeper", 2, 8, 0, 0, 0);
+    t_mkq("victim", 8, 64, 2, 4, 0);
     shmq_t *keeper = NULL;
     cr_assert_eq(try_open("keeper", &keeper), 0);
     struct seg s = seg_map("victim");
@@ -436,7 +403,7 @@ Test(segment, truncated)
 {
     char p[128];
     struct stat st;
-    mkq("probe", 8, 64, 2, 4, 0);
+    t_mkq("probe", 8, 64, 2, 4, 0);
     seg_path(p, sizeof(p), "probe");
     cr_assert_eq(stat(p, &st), 0);
     const off_t full = st.st_size;
@@ -448,7 +415,7 @@ Test(segment, truncated)
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         char name[16];
         snprintf(name, sizeof(name), "t%zu", i);
-        mkq(name, 8, 64, 2, 4, 0);
+        t_mkq(name, 8, 64, 2, 4, 0);
         seg_path(p, sizeof(p), name);
         int fd = open(p, O_RDWR | O_CLOEXEC);
         cr_assert_geq(fd, 0);
@@ -462,12 +429,12 @@ Test(segment, truncated)
                      (long long)sizes[i]);
         cr_expect_eq(info_of(name), -EBADMSG, "size %lld",
                      (long long)sizes[i]);
-        cr_expect_eq(shmq_admin_purge(adm, name, SHMQ_RING_MAIN), -EBADMSG);
-        cr_expect_eq(shmq_admin_expire_leases(adm, name, 0), -EBADMSG);
+        cr_expect_eq(shmq_admin_purge(t_adm, name, SHMQ_RING_MAIN), -EBADMSG);
+        cr_expect_eq(shmq_admin_expire_leases(t_adm, name, 0), -EBADMSG);
     }
     /* The list still answers, and a truncated queue can be deleted. */
-    cr_assert_eq(shmq_admin_list(adm, NULL, 0), 14);
-    cr_assert_eq(shmq_admin_delete(adm, "t3"), 0);
+    cr_assert_eq(shmq_admin_list(t_adm, NULL, 0), 14);
+    cr_assert_eq(shmq_admin_delete(t_adm, "t3"), 0);
     seg_path(p, sizeof(p), "t3");
     cr_assert_neq(stat(p, &st), 0);
     shmq_t *q = NULL;
@@ -726,7 +693,7 @@ static void one_op(shmq_t *q, const char *name, struct rt *t, struct held *hd,
         if (t->nrings > 1)
             cr_assert_leq(st.dlq_depth, t->cap[1]);
         st.size = sizeof(st);
-        cr_assert_eq(shmq_stats_by_name(inst, name, &st), 0);
+        cr_assert_eq(shmq_stats_by_name(t_inst, name, &st), 0);
         break;
     }
     case 13: {
@@ -734,19 +701,19 @@ static void one_op(shmq_t *q, const char *name, struct rt *t, struct held *hd,
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t later = (uint64_t)ts.tv_sec * 1000000000u +
                          (uint64_t)ts.tv_nsec + UINT64_C(3600) * 1000000000u;
-        CHECK(shmq_admin_expire_leases(adm, name, later));
+        CHECK(shmq_admin_expire_leases(t_adm, name, later));
         struct shmq_queue_info info;
-        cr_assert_eq(shmq_admin_info(adm, name, &info), 0);
+        cr_assert_eq(shmq_admin_info(t_adm, name, &info), 0);
         break;
     }
     default:
         if (rnd_below(4) == 0)
-            CHECK(shmq_admin_purge(adm, name,
+            CHECK(shmq_admin_purge(t_adm, name,
                                    t->nrings > 1 && rnd_below(2)
                                        ? SHMQ_RING_DLQ
                                        : SHMQ_RING_MAIN));
         else
-            CHECK(shmq_admin_reap(adm, NULL));
+            CHECK(shmq_admin_reap(t_adm, NULL));
         break;
     }
 }
@@ -803,19 +770,19 @@ static void runtime_fuzz(const char *name, uint64_t seed, int rounds)
 
 Test(segment, open_queue_live_state)
 {
-    mkq("live", 16, 64, 3, 4, 0);
+    t_mkq("live", 16, 64, 3, 4, 0);
     runtime_fuzz("live", 0x1badd00d, 150);
 }
 
 Test(segment, open_queue_live_state_lease_timeout)
 {
-    mkq("live", 8, 48, 2, 2, 50000000);
+    t_mkq("live", 8, 48, 2, 2, 50000000);
     runtime_fuzz("live", 0xfeedface, 150);
 }
 
 Test(segment, open_queue_live_state_no_dlq)
 {
-    mkq("live", 4, 16, 0, 0, 0);
+    t_mkq("live", 4, 16, 0, 0, 0);
     runtime_fuzz("live", 0xc0ffee, 150);
 }
 
@@ -823,7 +790,7 @@ Test(segment, open_queue_live_state_no_dlq)
  * changing it in shared memory later does not change what a handle does. */
 Test(segment, open_queue_config_not_read_back)
 {
-    mkq("q", 4, 16, 0, 0, 0);
+    t_mkq("q", 4, 16, 0, 0, 0);
     shmq_t *q = NULL;
     cr_assert_eq(try_open("q", &q), 0);
     struct seg s = seg_map("q");
@@ -860,7 +827,7 @@ Test(segment, open_queue_config_not_read_back)
  * consumer gets -EBADMSG once) and what follows it is delivered. */
 Test(segment, corrupt_length_is_dropped)
 {
-    mkq("q", 4, 16, 0, 0, 0);
+    t_mkq("q", 4, 16, 0, 0, 0);
     shmq_t *q = NULL;
     cr_assert_eq(try_open("q", &q), 0);
     cr_assert_eq(shmq_send(q, "bad", 3, 0), 0);
@@ -890,7 +857,7 @@ Test(segment, corrupt_length_is_dropped)
  * take redeliveries first and meet it again each time. */
 Test(segment, corrupt_length_of_a_redelivery_is_dropped)
 {
-    mkq("q", 4, 16, 0, 0, 0);
+    t_mkq("q", 4, 16, 0, 0, 0);
     shmq_t *q = NULL;
     cr_assert_eq(try_open("q", &q), 0);
     cr_assert_eq(shmq_send(q, "bad", 3, 0), 0);
@@ -931,7 +898,7 @@ Test(segment, corrupt_length_of_a_redelivery_is_dropped)
  * read, for every call that walks the ring. */
 Test(segment, corrupt_phase_at_head)
 {
-    mkq("q", 4, 16, 0, 0, 0);
+    t_mkq("q", 4, 16, 0, 0, 0);
     shmq_t *q = NULL;
     cr_assert_eq(try_open("q", &q), 0);
     struct seg s = seg_map("q");
@@ -975,7 +942,7 @@ Test(segment, registry_header_random)
         RF(queue_gen, W_ANY),
     };
     const size_t nf = sizeof(fields) / sizeof(fields[0]);
-    mkq("q", 4, 16, 0, 0, 0);
+    t_mkq("q", 4, 16, 0, 0, 0);
     /* No handle open in this process: every open maps the registry
      * afresh and checks it. */
     struct seg s = seg_map(NULL);
@@ -1004,7 +971,7 @@ Test(segment, registry_header_random)
             shmq_close(q);
         }
         shmq_admin_t *a = NULL;
-        rc = shmq_admin_open(inst, NULL, &a);
+        rc = shmq_admin_open(t_inst, NULL, &a);
         cr_assert_eq(rc, want, "iteration %d: %s = %#llx: admin_open %d",
                      it, f->what, (unsigned long long)v, rc);
         if (rc == 0)
@@ -1024,7 +991,7 @@ Test(segment, registry_truncated)
 {
     char p[128];
     struct stat st;
-    mkq("q", 4, 16, 0, 0, 0);
+    t_mkq("q", 4, 16, 0, 0, 0);
     seg_path(p, sizeof(p), NULL);
     cr_assert_eq(stat(p, &st), 0);
     const off_t full = st.st_size;
@@ -1045,7 +1012,7 @@ Test(segment, registry_truncated)
         cr_expect_eq(try_open("q", &q), -EBADMSG, "size %lld of %lld",
                      (long long)sizes[i], (long long)full);
         shmq_admin_t *a = NULL;
-        cr_expect_eq(shmq_admin_open(inst, NULL, &a), -EBADMSG, "size %lld",
+        cr_expect_eq(shmq_admin_open(t_inst, NULL, &a), -EBADMSG, "size %lld",
                      (long long)sizes[i]);
         cr_assert_eq(ftruncate(fd, full), 0);
         cr_assert_eq(pwrite(fd, copy, (size_t)full, 0), (ssize_t)full);
@@ -1063,8 +1030,8 @@ Test(segment, registry_truncated)
  * what no live process holds). */
 Test(segment, registry_tables_garbage)
 {
-    mkq("q", 8, 16, 0, 0, 0);
-    mkq("other", 8, 16, 0, 0, 0);
+    t_mkq("q", 8, 16, 0, 0, 0);
+    t_mkq("other", 8, 16, 0, 0, 0);
     struct seg s = seg_map(NULL);
     struct shmq_reg_hdr *rh = (struct shmq_reg_hdr *)s.base;
     struct shmq_reg_queue *dir = (struct shmq_reg_queue *)(s.base + rh->dir_off);
@@ -1109,16 +1076,16 @@ Test(segment, registry_tables_garbage)
             shmq_close(q);
         }
         struct shmq_queue_info info[4];
-        rc = shmq_admin_list(adm, info, 4);
+        rc = shmq_admin_list(t_adm, info, 4);
         cr_assert_geq(rc, 0, "list %d", rc);
         struct shmq_proc_info pi[8];
-        rc = shmq_admin_procs(adm, pi, 8);
+        rc = shmq_admin_procs(t_adm, pi, 8);
         cr_assert_geq(rc, 0, "procs %d", rc);
         for (int i = 0; i < rc && i < 8; i++)
             cr_assert_neq(pi[i].state, SHMQ_PROC_FREE);
-        rc = shmq_admin_reap(adm, NULL);
+        rc = shmq_admin_reap(t_adm, NULL);
         cr_assert(rc >= 0 || rc == -EBADMSG, "reap %d", rc);
-        rc = shmq_admin_info(adm, "q", &info[0]);
+        rc = shmq_admin_info(t_adm, "q", &info[0]);
         cr_assert(rc == 0 || rc == -ENOENT || rc == -EBADMSG, "info %d", rc);
         memcpy(s.base, orig, s.size);
     }
@@ -1134,7 +1101,7 @@ Test(segment, registry_tables_garbage)
 
 Test(segment, queue_layout_major)
 {
-    mkq("q", 4, 16, 0, 0, 0);
+    t_mkq("q", 4, 16, 0, 0, 0);
     struct seg s = seg_map("q");
     struct shmq_q_hdr *h = (struct shmq_q_hdr *)s.base;
     const uint32_t majors[] = {0, SHMQ_LAYOUT_MAJOR + 1, SHMQ_LAYOUT_MAJOR + 100,
@@ -1164,7 +1131,7 @@ Test(segment, queue_layout_major)
 
 Test(segment, registry_layout_major)
 {
-    mkq("q", 4, 16, 0, 0, 0);
+    t_mkq("q", 4, 16, 0, 0, 0);
     struct seg s = seg_map(NULL);
     struct shmq_reg_hdr *h = (struct shmq_reg_hdr *)s.base;
     const uint32_t majors[] = {0, SHMQ_LAYOUT_MAJOR + 1, UINT32_MAX};
@@ -1173,11 +1140,11 @@ Test(segment, registry_layout_major)
         shmq_t *q = NULL;
         shmq_admin_t *a = NULL;
         cr_assert_eq(try_open("q", &q), -EPROTO, "major %u", majors[i]);
-        cr_assert_eq(shmq_admin_open(inst, NULL, &a), -EPROTO);
+        cr_assert_eq(shmq_admin_open(t_inst, NULL, &a), -EPROTO);
         struct shmq_admin_opts o;
         shmq_admin_opts_init(&o);
         o.flags = SHMQ_ADMIN_CREATE;
-        cr_assert_eq(shmq_admin_open(inst, &o, &a), -EPROTO,
+        cr_assert_eq(shmq_admin_open(t_inst, &o, &a), -EPROTO,
                      "create must not replace a registry it cannot read");
     }
     h->layout_major = SHMQ_LAYOUT_MAJOR;
@@ -1194,7 +1161,7 @@ Test(segment, registry_layout_major)
  * the bit again, so the message is delivered. */
 Test(segment, retry_without_its_bit_is_found_again)
 {
-    mkq("q", 4, 16, 0, 0, UINT64_C(60000000000));
+    t_mkq("q", 4, 16, 0, 0, UINT64_C(60000000000));
     shmq_t *q = NULL;
     cr_assert_eq(try_open("q", &q), 0);
     cr_assert_eq(shmq_send(q, "lost?", 5, 0), 0);
@@ -1211,7 +1178,7 @@ Test(segment, retry_without_its_bit_is_found_again)
     char buf[16];
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN,
                  "the redelivery was found without its bit");
-    cr_assert_geq(shmq_admin_expire_leases(adm, "q", 0), 0);
+    cr_assert_geq(shmq_admin_expire_leases(t_adm, "q", 0), 0);
     cr_assert_eq(shmq_lease(q, &m, 0), 0,
                  "the redelivery is still lost after a pass over the slots");
     cr_assert_eq(m.len, 5);

@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -37,19 +36,7 @@
 
 #include "common.h"
 
-/* Sanitizers slow every atomic and copy down: smaller counts (TSan much
- * more than ASan). */
-#if defined(__SANITIZE_THREAD__)
-#define T_TSAN 1
-#elif defined(__SANITIZE_ADDRESS__)
-#define T_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define T_TSAN 1
-#elif __has_feature(address_sanitizer)
-#define T_ASAN 1
-#endif
-#endif
+/* Smaller counts under sanitizers (T_TSAN, T_ASAN: common.h). */
 #if defined(T_TSAN)
 #define T_SCALE 4u
 #elif defined(T_ASAN)
@@ -60,42 +47,17 @@
 
 #define MS INT64_C(1000000)
 #define SEC INT64_C(1000000000)
-#define CHILD_FAIL 3
 #define CHILD_LOST 4 /* a wait that should have ended did not */
 #define MAX_KIDS 16
 #define BOUND_MS 10000 /* every bounded wait of this file */
 
 /* ---- children, fixture ------------------------------------------------- */
 
-static shmq_admin_t *g_admin;
-static pid_t g_kids[MAX_KIDS];
-static unsigned g_nkids;
-
-#define CHILD_REQUIRE(cond, ...)                                             \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "child %d: ", (int)getpid());                   \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                             \
-            _exit(CHILD_FAIL);                                               \
-        }                                                                    \
-    } while (0)
-
+/* Fork a child (t_spawn); returns its slot in t_kids. */
 static unsigned spawn(void (*fn)(const void *), const void *arg)
 {
-    pid_t parent = getpid();
-    cr_assert_lt(g_nkids, MAX_KIDS);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0, "fork");
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(CHILD_FAIL);
-        fn(arg);
-        _exit(0);
-    }
-    g_kids[g_nkids] = pid;
-    return g_nkids++;
+    cr_assert_lt(t_nkids, MAX_KIDS);
+    return t_slot(t_spawn(fn, arg));
 }
 
 static const char *status_str(int st, char *buf, size_t n)
@@ -112,8 +74,7 @@ static const char *status_str(int st, char *buf, size_t n)
 static void reap_kid(unsigned i, const char *what)
 {
     char b[64];
-    int st = t_wait(g_kids[i], BOUND_MS);
-    g_kids[i] = 0;
+    int st = t_reap(t_kids[i], BOUND_MS);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s (child %u): %s",
               what, i, status_str(st, b, sizeof(b)));
 }
@@ -123,12 +84,12 @@ static void reap_kid(unsigned i, const char *what)
 static unsigned reap_any(const char *what)
 {
     for (int waited = 0; waited < BOUND_MS; waited++) {
-        for (unsigned i = 0; i < g_nkids; i++) {
+        for (unsigned i = 0; i < t_nkids; i++) {
             int st;
-            if (g_kids[i] <= 0 || waitpid(g_kids[i], &st, WNOHANG) == 0)
+            if (t_kids[i] <= 0 || waitpid(t_kids[i], &st, WNOHANG) == 0)
                 continue;
             char b[64];
-            g_kids[i] = 0;
+            t_kids[i] = 0;
             cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
                       "%s (child %u): %s", what, i,
                       status_str(st, b, sizeof(b)));
@@ -142,58 +103,18 @@ static unsigned reap_any(const char *what)
     return 0;
 }
 
-static void setup(void)
-{
-    g_nkids = 0;
-    g_admin = t_admin(t_instance());
-}
-
 static void teardown(void)
 {
     struct itimerval off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &off, NULL);
-    for (unsigned i = 0; i < g_nkids; i++)
-        if (g_kids[i] > 0) {
-            kill(g_kids[i], SIGKILL);
-            waitpid(g_kids[i], NULL, 0);
-        }
-    t_instance_destroy(g_admin);
-    g_admin = NULL;
+    t_teardown();
 }
 
-TestSuite(wait, .init = setup, .fini = teardown, .timeout = 120);
-
-static void *shared_alloc(size_t n)
-{
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    cr_assert_neq(p, MAP_FAILED, "mmap %zu", n);
-    return p;
-}
-
-static shmq_t *open_q(const char *name, int64_t spin_ns)
-{
-    struct shmq_open_opts o;
-    shmq_t *q = NULL;
-    shmq_open_opts_init(&o);
-    o.instance = shmq_admin_instance(g_admin);
-    o.spin_ns = spin_ns;
-    int rc = shmq_open(name, &o, &q);
-    CHILD_REQUIRE(rc == 0, "open %s: %s", name, shmq_strerror(rc));
-    return q;
-}
+TestSuite(wait, .init = t_setup, .fini = teardown, .timeout = 120);
 
 static void create_q(const char *name, uint32_t capacity)
 {
-    t_create(g_admin, name, capacity, 64);
-}
-
-static struct shmq_stats stats_of(shmq_t *q)
-{
-    struct shmq_stats st = {.size = sizeof(st)};
-    int rc = shmq_stats(q, &st);
-    cr_assert_eq(rc, 0, "stats: %s", shmq_strerror(rc));
-    return st;
+    t_create(t_adm, name, capacity, 64);
 }
 
 /* Bounded poll until the sleeper count of q reaches n. */
@@ -201,7 +122,7 @@ static void await_sleepers(shmq_t *q, int consumers, uint32_t n)
 {
     uint32_t seen = 0;
     for (int waited = 0; waited < BOUND_MS; waited++) {
-        struct shmq_stats st = stats_of(q);
+        struct shmq_stats st = t_stats(q);
         seen = consumers ? st.consumers_waiting : st.producers_waiting;
         if (seen == n)
             return;
@@ -210,13 +131,6 @@ static void await_sleepers(shmq_t *q, int consumers, uint32_t n)
     }
     cr_assert_fail("%s asleep: %u, expected %u within %d ms",
              consumers ? "consumers" : "producers", seen, n, BOUND_MS);
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- (1) sleeping consumers wake for each message ----------------------- */
@@ -235,7 +149,7 @@ struct sleeper {
 static void sleeping_consumer(const void *arg)
 {
     const struct sleeper *me = arg;
-    shmq_t *q = open_q("q", 0);
+    shmq_t *q = t_child_open("q", 0);
     int32_t v = -1;
     ssize_t n = shmq_recv(q, &v, sizeof(v), SHMQ_FOREVER);
     CHILD_REQUIRE(n == (ssize_t)sizeof(v), "recv: %s",
@@ -247,8 +161,8 @@ static void sleeping_consumer(const void *arg)
 Test(wait, sleeping_consumers_wake_for_each_message)
 {
     create_q("q", 16);
-    shmq_t *q = t_open(shmq_admin_instance(g_admin), "q");
-    struct wake_shared *sh = shared_alloc(sizeof(*sh));
+    shmq_t *q = t_open(shmq_admin_instance(t_adm), "q");
+    struct wake_shared *sh = t_shared_alloc(sizeof(*sh));
     struct sleeper who[NSLEEP];
     for (unsigned i = 0; i < NSLEEP; i++) {
         atomic_store(&sh->got[i], -1);
@@ -269,7 +183,7 @@ Test(wait, sleeping_consumers_wake_for_each_message)
         mask |= 1u << i;
     }
     cr_assert_eq(mask, (1u << NSLEEP) - 1);
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.depth, 0);
     cr_assert_eq(st.consumers_waiting, 0);
     cr_assert_eq(st.dequeued, NSLEEP);
@@ -281,8 +195,8 @@ Test(wait, sleeping_consumers_wake_for_each_message)
 Test(wait, sleeping_consumers_burst)
 {
     create_q("q", 16);
-    shmq_t *q = t_open(shmq_admin_instance(g_admin), "q");
-    struct wake_shared *sh = shared_alloc(sizeof(*sh));
+    shmq_t *q = t_open(shmq_admin_instance(t_adm), "q");
+    struct wake_shared *sh = t_shared_alloc(sizeof(*sh));
     struct sleeper who[NSLEEP];
     for (unsigned i = 0; i < NSLEEP; i++) {
         atomic_store(&sh->got[i], -1);
@@ -300,7 +214,7 @@ Test(wait, sleeping_consumers_burst)
         cr_assert_eq(seen & (1u << v), 0, "message %d received twice", v);
         seen |= 1u << v;
     }
-    cr_assert_eq(stats_of(q).depth, 0);
+    cr_assert_eq(t_stats(q).depth, 0);
     shmq_close(q);
     munmap(sh, sizeof(*sh));
 }
@@ -312,7 +226,7 @@ Test(wait, sleeping_consumers_burst)
 static void sleeping_producer(const void *arg)
 {
     int32_t v = (int32_t)(intptr_t)arg;
-    shmq_t *q = open_q("q", 0);
+    shmq_t *q = t_child_open("q", 0);
     int rc = shmq_send(q, &v, sizeof(v), SHMQ_FOREVER);
     CHILD_REQUIRE(rc == 0, "send: %s", shmq_strerror(rc));
     shmq_close(q);
@@ -321,7 +235,7 @@ static void sleeping_producer(const void *arg)
 Test(wait, sleeping_producers_wake_when_space_frees)
 {
     create_q("q", FULLCAP);
-    shmq_t *q = t_open(shmq_admin_instance(g_admin), "q");
+    shmq_t *q = t_open(shmq_admin_instance(t_adm), "q");
     for (int32_t k = 0; k < (int32_t)FULLCAP; k++)
         cr_assert_eq(shmq_send(q, &k, sizeof(k), 0), 0);
     int32_t v = -1;
@@ -351,7 +265,7 @@ Test(wait, sleeping_producers_wake_when_space_frees)
     }
     cr_assert_eq(got_prod, (1u << np) - 1);
     cr_assert_eq(shmq_recv(q, &v, sizeof(v), 0), -EAGAIN);
-    cr_assert_eq(stats_of(q).producers_waiting, 0);
+    cr_assert_eq(t_stats(q).producers_waiting, 0);
     shmq_close(q);
 }
 
@@ -366,7 +280,7 @@ static uint64_t timed_op(shmq_t *q, enum op op, int64_t timeout_ns, int *rc)
     char buf[64] = {0};
     shmq_msg_t m;
     shmq_resv_t rv;
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = t_mono_ns();
     switch (op) {
     case OP_RECV:
         *rc = (int)shmq_recv(q, buf, sizeof(buf), timeout_ns);
@@ -381,7 +295,7 @@ static uint64_t timed_op(shmq_t *q, enum op op, int64_t timeout_ns, int *rc)
         *rc = shmq_reserve(q, &rv, timeout_ns);
         break;
     }
-    return mono_ns() - t0;
+    return t_mono_ns() - t0;
 }
 
 static void check_timeout(shmq_t *q, enum op op, int64_t timeout_ns,
@@ -410,8 +324,8 @@ Test(wait, timeouts_not_before_the_deadline)
     create_q("empty", 4);
     create_q("full", 2);
     for (unsigned s = 0; s < 2; s++) {
-        shmq_t *e = open_q("empty", spins[s]);
-        shmq_t *f = open_q("full", spins[s]);
+        shmq_t *e = t_child_open("empty", spins[s]);
+        shmq_t *f = t_child_open("full", spins[s]);
         char m[8] = "x";
         while (shmq_send(f, m, 1, 0) == 0)
             ;
@@ -446,8 +360,8 @@ struct pingpong {
 static void pong_main(const void *arg)
 {
     struct pingpong *pp = (struct pingpong *)arg;
-    shmq_t *in = open_q("ping", pp->spin_ns);
-    shmq_t *out = open_q("pong", pp->spin_ns);
+    shmq_t *in = t_child_open("ping", pp->spin_ns);
+    shmq_t *out = t_child_open("pong", pp->spin_ns);
     for (uint32_t i = 0; i < pp->rounds; i++) {
         uint32_t v = UINT32_MAX;
         ssize_t n = shmq_recv(in, &v, sizeof(v), BOUND_MS * MS);
@@ -472,15 +386,15 @@ static void ping_pong(int64_t spin_ns, uint32_t rounds)
 {
     create_q("ping", 2);
     create_q("pong", 2);
-    struct pingpong *pp = shared_alloc(sizeof(*pp));
+    struct pingpong *pp = t_shared_alloc(sizeof(*pp));
     pp->rounds = rounds;
     pp->spin_ns = spin_ns;
     atomic_store(&pp->child_lost, -1);
-    shmq_t *out = open_q("ping", spin_ns);
-    shmq_t *in = open_q("pong", spin_ns);
+    shmq_t *out = t_child_open("ping", spin_ns);
+    shmq_t *in = t_child_open("pong", spin_ns);
     struct rusage r0, r1;
     getrusage(RUSAGE_SELF, &r0);
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = t_mono_ns();
     unsigned kid = spawn(pong_main, pp);
     for (uint32_t i = 0; i < rounds; i++) {
         int rc = shmq_send(out, &i, sizeof(i), BOUND_MS * MS);
@@ -496,7 +410,7 @@ static void ping_pong(int64_t spin_ns, uint32_t rounds)
                      n < 0 ? shmq_strerror((int)n) : "short");
         cr_assert_eq(v, i, "round %u: got %u", i, v);
     }
-    uint64_t el = mono_ns() - t0;
+    uint64_t el = t_mono_ns() - t0;
     getrusage(RUSAGE_SELF, &r1);
     reap_kid(kid, "ponger");
     fprintf(stderr,
@@ -549,8 +463,8 @@ Test(wait, signals_neither_end_nor_stretch_a_timed_wait)
     create_q("empty", 4);
     create_q("full", 2);
     for (unsigned s = 0; s < 2; s++) {
-        shmq_t *e = open_q("empty", spins[s]);
-        shmq_t *f = open_q("full", spins[s]);
+        shmq_t *e = t_child_open("empty", spins[s]);
+        shmq_t *f = t_child_open("full", spins[s]);
         while (shmq_send(f, "x", 1, 0) == 0)
             ;
         char what[32];
@@ -592,7 +506,7 @@ static void forever_under_signals(const void *arg)
     sigaction(SIGALRM, &sa, NULL);
     struct itimerval it = {{0, 1000}, {0, 1000}};
     setitimer(ITIMER_REAL, &it, NULL);
-    shmq_t *q = open_q("q", 0);
+    shmq_t *q = t_child_open("q", 0);
     int32_t v = -1;
     ssize_t n = shmq_recv(q, &v, sizeof(v), SHMQ_FOREVER);
     struct itimerval off = {{0, 0}, {0, 0}};
@@ -607,8 +521,8 @@ static void forever_under_signals(const void *arg)
 Test(wait, signals_do_not_end_a_wait_without_limit)
 {
     create_q("q", 4);
-    shmq_t *q = t_open(shmq_admin_instance(g_admin), "q");
-    struct sigwait_shared *sh = shared_alloc(sizeof(*sh));
+    shmq_t *q = t_open(shmq_admin_instance(t_adm), "q");
+    struct sigwait_shared *sh = t_shared_alloc(sizeof(*sh));
     atomic_store(&sh->got, -1);
     unsigned kid = spawn(forever_under_signals, sh);
     /* Asleep, and interrupted many times while asleep. */
@@ -637,7 +551,7 @@ static void deleted_waiter(const void *arg)
 {
     enum del_role role = (enum del_role)(intptr_t)arg;
     int full = role == DEL_SEND || role == DEL_RESERVE;
-    shmq_t *q = open_q(full ? "full" : "empty", 0);
+    shmq_t *q = t_child_open(full ? "full" : "empty", 0);
     char buf[64] = "y";
     shmq_msg_t m;
     shmq_resv_t rv;
@@ -671,8 +585,8 @@ Test(wait, delete_wakes_sleepers_with_eidrm)
 {
     create_q("empty", 4);
     create_q("full", 2);
-    shmq_t *e = t_open(shmq_admin_instance(g_admin), "empty");
-    shmq_t *f = t_open(shmq_admin_instance(g_admin), "full");
+    shmq_t *e = t_open(shmq_admin_instance(t_adm), "empty");
+    shmq_t *f = t_open(shmq_admin_instance(t_adm), "full");
     while (shmq_send(f, "x", 1, 0) == 0)
         ;
     const enum del_role empties[] = {DEL_RECV, DEL_RECV, DEL_LEASE,
@@ -684,9 +598,9 @@ Test(wait, delete_wakes_sleepers_with_eidrm)
         spawn(deleted_waiter, (const void *)(intptr_t)fulls[i]);
     await_sleepers(e, 1, 4);
     await_sleepers(f, 0, 3);
-    cr_assert_eq(shmq_admin_delete(g_admin, "empty"), 0);
-    cr_assert_eq(shmq_admin_delete(g_admin, "full"), 0);
-    for (unsigned i = 0; i < g_nkids; i++)
+    cr_assert_eq(shmq_admin_delete(t_adm, "empty"), 0);
+    cr_assert_eq(shmq_admin_delete(t_adm, "full"), 0);
+    for (unsigned i = 0; i < t_nkids; i++)
         reap_kid(i, "waiter on a deleted queue");
     struct shmq_stats st = {.size = sizeof(st)};
     cr_assert_eq(shmq_stats(e, &st), -EIDRM);
@@ -703,7 +617,7 @@ Test(wait, delete_wakes_sleepers_with_eidrm)
 static void check_waiting(shmq_t *q, uint32_t producers, uint32_t consumers,
                           const char *when)
 {
-    struct shmq_stats st = stats_of(q);
+    struct shmq_stats st = t_stats(q);
     cr_assert(st.producers_waiting == producers &&
                   st.consumers_waiting == consumers,
               "%s: shmq_stats says %u producers, %u consumers waiting; "
@@ -711,7 +625,7 @@ static void check_waiting(shmq_t *q, uint32_t producers, uint32_t consumers,
               when, st.producers_waiting, st.consumers_waiting, producers,
               consumers);
     struct shmq_stats bn = {.size = sizeof(bn)};
-    int rc = shmq_stats_by_name(shmq_admin_instance(g_admin), shmq_name(q),
+    int rc = shmq_stats_by_name(shmq_admin_instance(t_adm), shmq_name(q),
                                 &bn);
     cr_assert_eq(rc, 0, "stats_by_name: %s", shmq_strerror(rc));
     cr_assert(bn.producers_waiting == producers &&
@@ -720,7 +634,7 @@ static void check_waiting(shmq_t *q, uint32_t producers, uint32_t consumers,
               bn.producers_waiting, bn.consumers_waiting, producers,
               consumers);
     struct shmq_queue_info info;
-    rc = shmq_admin_info(g_admin, shmq_name(q), &info);
+    rc = shmq_admin_info(t_adm, shmq_name(q), &info);
     cr_assert_eq(rc, 0, "admin_info: %s", shmq_strerror(rc));
     cr_assert(info.stats.producers_waiting == producers &&
                   info.stats.consumers_waiting == consumers,
@@ -728,7 +642,7 @@ static void check_waiting(shmq_t *q, uint32_t producers, uint32_t consumers,
               info.stats.producers_waiting, info.stats.consumers_waiting,
               producers, consumers);
     struct shmq_queue_info list[4];
-    int n = shmq_admin_list(g_admin, list, 4);
+    int n = shmq_admin_list(t_adm, list, 4);
     cr_assert_eq(n, 1, "admin_list: %d", n);
     cr_assert(list[0].stats.producers_waiting == producers &&
                   list[0].stats.consumers_waiting == consumers,
@@ -740,7 +654,7 @@ static void check_waiting(shmq_t *q, uint32_t producers, uint32_t consumers,
 static void recv_until_killed(const void *arg)
 {
     (void)arg;
-    shmq_t *q = open_q("q", 0);
+    shmq_t *q = t_child_open("q", 0);
     char buf[64];
     ssize_t n = shmq_recv(q, buf, sizeof(buf), SHMQ_FOREVER);
     CHILD_REQUIRE(0, "recv returned %zd; it should have slept until killed",
@@ -750,22 +664,21 @@ static void recv_until_killed(const void *arg)
 Test(wait, a_sleeper_killed_is_no_longer_counted)
 {
     create_q("q", 4);
-    shmq_t *q = t_open(shmq_admin_instance(g_admin), "q");
+    shmq_t *q = t_open(shmq_admin_instance(t_adm), "q");
     unsigned kid = spawn(recv_until_killed, NULL);
     await_sleepers(q, 1, 1);
     check_waiting(q, 0, 1, "asleep");
-    cr_assert_eq(kill(g_kids[kid], SIGKILL), 0);
-    int st = t_wait(g_kids[kid], BOUND_MS);
-    g_kids[kid] = 0;
+    cr_assert_eq(kill(t_kids[kid], SIGKILL), 0);
+    int st = t_reap(t_kids[kid], BOUND_MS);
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
               "the sleeper ended by itself (status %#x)", st);
     /* Killed, not yet repaired: its sleep record is still in the table
      * but names a dead process. */
     check_waiting(q, 0, 0, "killed, before repair");
-    cr_assert_eq(shmq_admin_reap(g_admin, NULL), 1);
+    cr_assert_eq(shmq_admin_reap(t_adm, NULL), 1);
     check_waiting(q, 0, 0, "after reap");
     /* The queue goes on: a new sleeper is counted and woken. */
-    struct wake_shared *sh = shared_alloc(sizeof(*sh));
+    struct wake_shared *sh = t_shared_alloc(sizeof(*sh));
     atomic_store(&sh->got[0], -1);
     struct sleeper who = {sh, 0};
     kid = spawn(sleeping_consumer, &who);
@@ -823,8 +736,8 @@ static int task_sleeping(pid_t tid)
 Test(wait, threads_beyond_the_sleep_records_sleep_and_wake_uncounted)
 {
     create_q("q", 32);
-    shmq_t *q = t_open(shmq_admin_instance(g_admin), "q");
-    shmq_t *rq = open_q("q", 0); /* spin 0: straight to sleep */
+    shmq_t *q = t_open(shmq_admin_instance(t_adm), "q");
+    shmq_t *rq = t_child_open("q", 0); /* spin 0: straight to sleep */
     static struct thread_arg ta[NTHREADS];
     pthread_t th[NTHREADS];
     for (unsigned i = 0; i < NTHREADS; i++) {
