@@ -95,72 +95,69 @@ static int readable(const struct shmq_queue_info *q)
 
 /* ---- create, delete, purge ---------------------------------------------- */
 
-int verb_create(int argc, char **argv)
+enum queue_op { OP_CREATE, OP_DELETE, OP_PURGE };
+
+/* Check the name (and for create the settings), ask the supervisor to do
+ * op on the queue, report what it said. Returns an exit code; *result
+ * gets the request's result when it succeeded. */
+static int queue_request(const char *name, enum queue_op op, int *result)
 {
+    static const char *const done[] = {"created", "deleted", NULL};
     char msg[SHMQ_CTL_MSG_MAX] = "";
     const char *why = NULL;
     shmq_ctl_t *c;
     int rc;
 
-    (void)argc;
-    if ((rc = check_queue_name(argv[1])) != 0)
+    if ((rc = check_queue_name(name)) != 0)
         return rc;
-    if (shmq_queue_config_check(&arg_config, &why) != 0) {
-        log_error("create %s: %s", argv[1], why);
+    if (op == OP_CREATE && shmq_queue_config_check(&arg_config, &why) != 0) {
+        log_error("create %s: %s", name, why);
         return EXIT_USAGE;
     }
     if ((rc = daemon_connect(&c)) != 0)
         return rc;
-    rc = shmq_ctl_create(c, argv[1], &arg_config, msg, sizeof(msg));
+    if (op == OP_CREATE)
+        rc = shmq_ctl_create(c, name, &arg_config, msg, sizeof(msg));
+    else if (op == OP_DELETE)
+        rc = shmq_ctl_delete(c, name, msg, sizeof(msg));
+    else
+        rc = shmq_ctl_purge(c, name, SHMQ_RING_MAIN, msg, sizeof(msg));
     shmq_ctl_close(c);
     if (rc < 0)
-        return daemon_failed(argv[1], rc, msg);
-    if (!arg_quiet)
-        printf("%s\n", *msg ? msg : "created");
+        return daemon_failed(name, rc, msg);
+    if (done[op] && !arg_quiet)
+        printf("%s\n", *msg ? msg : done[op]);
+    *result = rc;
     return EXIT_OK;
+}
+
+int verb_create(int argc, char **argv)
+{
+    int n;
+    (void)argc;
+    return queue_request(argv[1], OP_CREATE, &n);
 }
 
 int verb_delete(int argc, char **argv)
 {
-    char msg[SHMQ_CTL_MSG_MAX] = "";
-    shmq_ctl_t *c;
-    int rc;
-
+    int n;
     (void)argc;
-    if ((rc = check_queue_name(argv[1])) != 0)
-        return rc;
-    if ((rc = daemon_connect(&c)) != 0)
-        return rc;
-    rc = shmq_ctl_delete(c, argv[1], msg, sizeof(msg));
-    shmq_ctl_close(c);
-    if (rc < 0)
-        return daemon_failed(argv[1], rc, msg);
-    if (!arg_quiet)
-        printf("%s\n", *msg ? msg : "deleted");
-    return EXIT_OK;
+    return queue_request(argv[1], OP_DELETE, &n);
 }
 
 int verb_purge(int argc, char **argv)
 {
-    char msg[SHMQ_CTL_MSG_MAX] = "";
-    shmq_ctl_t *c;
-    int rc;
-
+    int n;
     (void)argc;
-    if ((rc = check_queue_name(argv[1])) != 0)
+    int rc = queue_request(argv[1], OP_PURGE, &n);
+    if (rc != EXIT_OK)
         return rc;
-    if ((rc = daemon_connect(&c)) != 0)
-        return rc;
-    rc = shmq_ctl_purge(c, argv[1], SHMQ_RING_MAIN, msg, sizeof(msg));
-    shmq_ctl_close(c);
-    if (rc < 0)
-        return daemon_failed(argv[1], rc, msg);
     if (arg_json) {
         printf("{\"queue\":");
         json_cstr(stdout, argv[1]);
-        printf(",\"purged\":%d}\n", rc);
+        printf(",\"purged\":%d}\n", n);
     } else if (!arg_quiet) {
-        printf("purged %d message%s from %s\n", rc, rc == 1 ? "" : "s",
+        printf("purged %d message%s from %s\n", n, n == 1 ? "" : "s",
                argv[1]);
     }
     return EXIT_OK;
