@@ -79,6 +79,31 @@ static void seg_unmap(struct seg *s)
     s->base = NULL;
 }
 
+/* The main ring's header in a mapping of a queue segment, and its slot
+ * idx (layout.h). */
+static struct shmq_ring_hdr *main_ring(const struct seg *s)
+{
+    const struct shmq_q_hdr *h = (const struct shmq_q_hdr *)s->base;
+    return (struct shmq_ring_hdr *)(s->base + h->main_off);
+}
+
+static struct shmq_slot *slot_of(struct shmq_ring_hdr *rh, uint32_t idx)
+{
+    return (struct shmq_slot *)((uint8_t *)rh + rh->slots_off +
+                                (uint64_t)idx * rh->stride);
+}
+
+/* A queue of 4 slots takes and gives 4 messages again: every slot of it
+ * is usable. */
+static void expect_four_slots_usable(shmq_t *q)
+{
+    char buf[64];
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(shmq_send(q, "x", 1, 0), 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), 1);
+}
+
 static int try_open(const char *name, shmq_t **q)
 {
     struct shmq_open_opts o;
@@ -833,21 +858,15 @@ Test(segment, corrupt_length_is_dropped)
     cr_assert_eq(shmq_send(q, "bad", 3, 0), 0);
     cr_assert_eq(shmq_send(q, "good", 4, 0), 0);
     struct seg s = seg_map("q");
-    struct shmq_q_hdr *h = (struct shmq_q_hdr *)s.base;
-    struct shmq_ring_hdr *rh = (struct shmq_ring_hdr *)(s.base + h->main_off);
-    struct shmq_slot *s0 =
-        (struct shmq_slot *)((uint8_t *)rh + rh->slots_off);
+    struct shmq_ring_hdr *rh = main_ring(&s);
+    struct shmq_slot *s0 = slot_of(rh, 0);
     uint32_t len = 17;
     memcpy(&s0->len, &len, sizeof(len));
     char buf[64];
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EBADMSG);
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), 4);
     cr_assert_eq(memcmp(buf, "good", 4), 0);
-    /* The slot is usable again. */
-    for (int i = 0; i < 4; i++)
-        cr_assert_eq(shmq_send(q, "x", 1, 0), 0);
-    for (int i = 0; i < 4; i++)
-        cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), 1);
+    expect_four_slots_usable(q); /* the slot is usable again */
     seg_unmap(&s);
     shmq_close(q);
 }
@@ -866,10 +885,8 @@ Test(segment, corrupt_length_of_a_redelivery_is_dropped)
     cr_assert_eq(shmq_nack(q, &m), 0);
     cr_assert_eq(shmq_send(q, "good", 4, 0), 0);
     struct seg s = seg_map("q");
-    struct shmq_q_hdr *h = (struct shmq_q_hdr *)s.base;
-    struct shmq_ring_hdr *rh = (struct shmq_ring_hdr *)(s.base + h->main_off);
-    struct shmq_slot *s0 =
-        (struct shmq_slot *)((uint8_t *)rh + rh->slots_off);
+    struct shmq_ring_hdr *rh = main_ring(&s);
+    struct shmq_slot *s0 = slot_of(rh, 0);
     cr_assert_eq(shmq_w_phase(atomic_load(&s0->word)), SHMQ_PH_RETRY);
     uint32_t len = 17;
     memcpy(&s0->len, &len, sizeof(len));
@@ -879,17 +896,11 @@ Test(segment, corrupt_length_of_a_redelivery_is_dropped)
                  "the corrupt redelivery still blocks the queue");
     cr_assert_eq(memcmp(buf, "good", 4), 0);
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
-    struct shmq_stats st;
-    st.size = sizeof(st);
-    cr_assert_eq(shmq_stats(q, &st), 0);
+    struct shmq_stats st = t_stats(q);
     cr_assert_eq(st.retry_pending, 0);
     cr_assert_eq(st.depth, 0);
     cr_assert_eq(atomic_load(&rh->retry_count), 0);
-    /* The slot is usable again. */
-    for (int i = 0; i < 4; i++)
-        cr_assert_eq(shmq_send(q, "x", 1, 0), 0);
-    for (int i = 0; i < 4; i++)
-        cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), 1);
+    expect_four_slots_usable(q); /* the slot is usable again */
     seg_unmap(&s);
     shmq_close(q);
 }
@@ -902,10 +913,8 @@ Test(segment, corrupt_phase_at_head)
     shmq_t *q = NULL;
     cr_assert_eq(try_open("q", &q), 0);
     struct seg s = seg_map("q");
-    struct shmq_q_hdr *h = (struct shmq_q_hdr *)s.base;
-    struct shmq_ring_hdr *rh = (struct shmq_ring_hdr *)(s.base + h->main_off);
-    struct shmq_slot *s0 =
-        (struct shmq_slot *)((uint8_t *)rh + rh->slots_off);
+    struct shmq_ring_hdr *rh = main_ring(&s);
+    struct shmq_slot *s0 = slot_of(rh, 0);
     for (unsigned ph = 0; ph < 16; ph++) {
         if (ph >= SHMQ_PH_FREE && ph <= SHMQ_PH_SKIP)
             continue;
@@ -1169,8 +1178,7 @@ Test(segment, retry_without_its_bit_is_found_again)
     cr_assert_eq(shmq_lease(q, &m, 0), 0);
     cr_assert_eq(shmq_nack(q, &m), 0);
     struct seg s = seg_map("q");
-    struct shmq_q_hdr *h = (struct shmq_q_hdr *)s.base;
-    struct shmq_ring_hdr *rh = (struct shmq_ring_hdr *)(s.base + h->main_off);
+    struct shmq_ring_hdr *rh = main_ring(&s);
     _Atomic uint64_t *bitmap =
         (_Atomic uint64_t *)((uint8_t *)rh + rh->bitmap_off);
     /* The state a nacker killed between N1 and B1 leaves. */
