@@ -174,12 +174,16 @@ static inline void prefetch_slots(const struct shmq__ring *r, uint64_t pos,
 {
     for (unsigned i = 0; i < n; i++) {
         const char *p = (const char *)shmq__slot(r, pos + i);
+        /* The header's line and, in a slot of more than one line, the
+         * payload's first. */
 #if defined(__x86_64__) || defined(__i386__)
         __asm__ volatile("prefetchw %0" ::"m"(*p));
-        __asm__ volatile("prefetchw %0" ::"m"(p[SHMQ_CACHELINE]));
+        if (r->stride > SHMQ_CACHELINE)
+            __asm__ volatile("prefetchw %0" ::"m"(p[SHMQ_CACHELINE]));
 #else
         __builtin_prefetch(p, 1, 3);
-        __builtin_prefetch(p + SHMQ_CACHELINE, 1, 3);
+        if (r->stride > SHMQ_CACHELINE)
+            __builtin_prefetch(p + SHMQ_CACHELINE, 1, 3);
 #endif
     }
 }
