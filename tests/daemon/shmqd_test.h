@@ -31,13 +31,6 @@ struct tdaemon {
     char log[128];
 };
 
-static inline uint64_t td_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static inline void td_sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -84,9 +77,9 @@ static inline void td_spawn(struct tdaemon *d, const char *const *extra)
 /* Wait until the daemon answers a ping (bounded); 0 or the reason. */
 static inline int td_wait_ready(struct tdaemon *d, unsigned timeout_ms)
 {
-    uint64_t end = td_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t end = t_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     int rc = -ETIMEDOUT;
-    while (td_now_ns() < end) {
+    while (t_mono_ns() < end) {
         int st;
         if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
             d->pid = 0;
@@ -166,8 +159,8 @@ static inline int td_log_has(const struct tdaemon *d, const char *s)
 static inline int td_log_wait(const struct tdaemon *d, const char *s,
                               unsigned timeout_ms)
 {
-    uint64_t end = td_now_ns() + (uint64_t)timeout_ms * 1000000u;
-    while (td_now_ns() < end) {
+    uint64_t end = t_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+    while (t_mono_ns() < end) {
         if (td_log_has(d, s))
             return 1;
         td_sleep_ms(2);
@@ -203,7 +196,7 @@ static inline int td_watched(const struct tdaemon *d, pid_t pid,
                              unsigned timeout_ms)
 {
     static struct shmq_ctl_proc procs[256];
-    uint64_t end = td_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t end = t_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     shmq_ctl_t *c = td_ctl(d);
     int found = 0;
     do {
@@ -213,7 +206,7 @@ static inline int td_watched(const struct tdaemon *d, pid_t pid,
                 found = 1;
         if (!found)
             td_sleep_ms(2);
-    } while (!found && td_now_ns() < end);
+    } while (!found && t_mono_ns() < end);
     shmq_ctl_close(c);
     return found;
 }
@@ -229,9 +222,9 @@ static inline void td_signal(int fd)
 static inline int td_await(int fd, unsigned timeout_ms)
 {
     char b;
-    uint64_t end = td_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t end = t_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     fcntl(fd, F_SETFL, O_NONBLOCK);
-    while (td_now_ns() < end) {
+    while (t_mono_ns() < end) {
         if (read(fd, &b, 1) == 1)
             return 1;
         td_sleep_ms(1);

@@ -65,7 +65,7 @@ Test(shmqd_repair, dead_consumer_leases_redelivered)
     cr_assert(td_watched(&d, child, 2000), "the daemon does not watch it");
     cr_assert_eq(shmq_lease(q, &m, 0), -EAGAIN); /* all 10 are leased */
 
-    uint64_t t0 = td_now_ns();
+    uint64_t t0 = t_mono_ns();
     kill(child, SIGKILL);
     uint64_t first = 0;
     unsigned seen = 0;
@@ -73,7 +73,7 @@ Test(shmqd_repair, dead_consumer_leases_redelivered)
         /* Blocks until the repair wakes us (bounded). */
         cr_assert_eq(shmq_lease(q, &m, 5000000000), 0, "redelivery %d", i);
         if (i == 0)
-            first = td_now_ns();
+            first = t_mono_ns();
         cr_assert_eq(m.deliveries, 2);
         int k;
         cr_assert_eq(sscanf((const char *)m.data, "job-%d", &k), 1);
@@ -81,7 +81,7 @@ Test(shmqd_repair, dead_consumer_leases_redelivered)
         seen |= 1u << k;
         cr_assert_eq(shmq_ack(q, &m), 0);
     }
-    uint64_t all = td_now_ns();
+    uint64_t all = t_mono_ns();
     cr_assert_eq(seen, 0x3ffu);
     cr_assert_eq(shmq_lease(q, &m, 0), -EAGAIN);
     printf("kill-to-redelivery: first message %.2f ms, all 10 %.2f ms\n",
@@ -141,7 +141,7 @@ Test(shmqd_repair, dead_producer_between_reserve_and_commit)
     }
     /* The claimed slot holds the consumers up until the producer dies. */
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
-    uint64_t t0 = td_now_ns();
+    uint64_t t0 = t_mono_ns();
     kill(child, SIGKILL);
     for (int i = 5; i < 10; i++) {
         char want[16];
@@ -153,7 +153,7 @@ Test(shmqd_repair, dead_producer_between_reserve_and_commit)
     }
     printf("kill-to-skip: consumers moved past the dead producer's slot "
            "after %.2f ms\n",
-           (double)(td_now_ns() - t0) / 1e6);
+           (double)(t_mono_ns() - t0) / 1e6);
     fflush(stdout);
     cr_assert_eq(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
     struct shmq_stats st = {.size = sizeof(st)};

@@ -147,8 +147,8 @@ static void run_consumer(int k)
 static void wait_unique(uint64_t n)
 {
     struct shmq_stats st = {.size = sizeof(st)};
-    uint64_t end = td_now_ns() + 120000000000u;
-    while (atomic_load(&sh->unique) < n && td_now_ns() < end)
+    uint64_t end = t_mono_ns() + 120000000000u;
+    while (atomic_load(&sh->unique) < n && t_mono_ns() < end)
         td_sleep_ms(1);
     if (atomic_load(&sh->unique) >= n)
         return;
@@ -184,7 +184,7 @@ Test(shmqd_restart, daemon_killed_mid_run_loses_nothing)
     /* The producers send the first half freely, the third quarter once
      * the daemon is dead, the last one once consumer 0 was told to die
      * holding a batch: so each step surely happens mid-run. */
-    uint64_t t0 = td_now_ns();
+    uint64_t t0 = t_mono_ns();
     atomic_store(&sh->gate, 2);
     for (int i = 0; i < N_CONS; i++)
         cons[i] = spawn(run_consumer, i);
@@ -192,7 +192,7 @@ Test(shmqd_restart, daemon_killed_mid_run_loses_nothing)
         prod[i] = spawn(run_producer, i);
 
     wait_unique(N_MSGS / 4);
-    uint64_t t_down = td_now_ns();
+    uint64_t t_down = t_mono_ns();
     td_kill(&d);
     /* While it is down the run goes on; then a consumer dies holding
      * leases and a new one takes its place. (Its slots stay leased until
@@ -204,8 +204,8 @@ Test(shmqd_restart, daemon_killed_mid_run_loses_nothing)
     uint64_t during = atomic_load(&sh->unique) - at_kill;
     atomic_store(&sh->freeze, 1);
     atomic_store(&sh->gate, 4);
-    uint64_t end = td_now_ns() + 60000000000u;
-    while (!atomic_load(&sh->frozen) && td_now_ns() < end)
+    uint64_t end = t_mono_ns() + 60000000000u;
+    while (!atomic_load(&sh->frozen) && t_mono_ns() < end)
         td_sleep_ms(1);
     int held = atomic_load(&sh->frozen);
     cr_assert_gt(held, 0, "consumer 0 never held a batch");
@@ -213,7 +213,7 @@ Test(shmqd_restart, daemon_killed_mid_run_loses_nothing)
     t_wait(cons[0], 5000);
     cons[N_CONS] = spawn(run_consumer, N_CONS);
     td_start(&d, NULL);
-    uint64_t t_up = td_now_ns();
+    uint64_t t_up = t_mono_ns();
 
     for (int i = 0; i < N_PROD; i++) {
         int st = t_wait(prod[i], 240000);
@@ -225,7 +225,7 @@ Test(shmqd_restart, daemon_killed_mid_run_loses_nothing)
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "consumer %d: status %#x", i, st);
     }
-    uint64_t t1 = td_now_ns();
+    uint64_t t1 = t_mono_ns();
 
     uint64_t dups = 0, lost = 0, bad = 0;
     for (uint32_t i = 0; i < N_MSGS; i++) {

@@ -382,7 +382,7 @@ static void watch_start(struct pty_run *r, int sighup_ignored,
 static int watch_until(struct pty_run *r, const char *want, int times,
                        unsigned timeout_ms)
 {
-    uint64_t end = tt_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t end = t_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     char buf[8192];
     for (;;) {
         int c = 0;
@@ -391,7 +391,7 @@ static int watch_until(struct pty_run *r, const char *want, int times,
             c++;
         if (c >= times)
             return 1;
-        uint64_t now = tt_now_ns();
+        uint64_t now = t_mono_ns();
         if (now >= end)
             return 0;
         struct pollfd pf = {.fd = r->master, .events = POLLIN};
@@ -408,9 +408,9 @@ static int watch_until(struct pty_run *r, const char *want, int times,
 static int watch_end(struct pty_run *r)
 {
     char buf[8192];
-    uint64_t end = tt_now_ns() + 10000000000u;
+    uint64_t end = t_mono_ns() + 10000000000u;
     if (r->master >= 0) {
-        while (tt_now_ns() < end) {
+        while (t_mono_ns() < end) {
             struct pollfd pf = {.fd = r->master, .events = POLLIN};
             if (poll(&pf, 1, 100) <= 0) {
                 if (waitpid(r->pid, NULL, WNOHANG) != 0)
@@ -508,9 +508,9 @@ Test(stats, watch_json_lines_and_closed_pipe)
     }
     close(out[1]);
     tbuf_add(&got, "", 0);
-    uint64_t end = tt_now_ns() + 10000000000u;
+    uint64_t end = t_mono_ns() + 10000000000u;
     int lines = 0;
-    while (lines < 3 && tt_now_ns() < end) {
+    while (lines < 3 && t_mono_ns() < end) {
         struct pollfd pf = {.fd = out[0], .events = POLLIN};
         if (poll(&pf, 1, 100) <= 0)
             continue;

@@ -51,13 +51,6 @@ enum {
 #define NOBODY_UID 65534
 #define NOBODY_GID 65534
 
-static inline uint64_t tt_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static inline void tt_sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -166,7 +159,7 @@ static inline void tp_spawn(struct tproc *p, const char *const argv[],
  * hangs) and fail. */
 static inline void tp_pump(struct tproc **ps, int n, unsigned timeout_ms)
 {
-    uint64_t end = tt_now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t end = t_mono_ns() + (uint64_t)timeout_ms * 1000000u;
     char buf[65536];
 
     for (;;) {
@@ -187,7 +180,7 @@ static inline void tp_pump(struct tproc **ps, int n, unsigned timeout_ms)
         }
         if (k == 0)
             break;
-        uint64_t now = tt_now_ns();
+        uint64_t now = t_mono_ns();
         if (now >= end)
             break;
         int r = poll(pf, (nfds_t)k, (int)((end - now) / 1000000u) + 1);
@@ -230,7 +223,7 @@ static inline void tp_pump(struct tproc **ps, int n, unsigned timeout_ms)
                 late = 1;
             }
         p->in_fd = p->out_fd = p->err_fd = -1;
-        uint64_t now = tt_now_ns();
+        uint64_t now = t_mono_ns();
         unsigned left = now < end ? (unsigned)((end - now) / 1000000u) : 0;
         p->status = t_wait(p->pid, late ? 0 : (int)left + 1000);
         p->done = 1;
